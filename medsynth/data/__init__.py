@@ -1,0 +1,1 @@
+"""Data: demo phantoms, readers, datalists, splits, ROI extraction, transform presets, datasets."""

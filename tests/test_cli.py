@@ -1,0 +1,53 @@
+"""The ``medsynth`` command: every verb answers --help, bad input ends in a one-line error."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from medsynth.cli import build_parser, main
+
+VERBS = [["demo-data"], ["datalist"], ["datalist", "folders"], ["datalist", "csv"], ["datalist", "volumes"]]
+
+
+def _all_verb_paths(parser, prefix=()):
+    """Every sub-command path of the parser, found by walking argparse's sub-parser actions."""
+    for action in parser._actions:
+        for name, sub in getattr(action, "choices", {}).items() if action.nargs == "A..." else []:
+            yield (*prefix, name)
+            yield from _all_verb_paths(sub, (*prefix, name))
+
+
+def test_every_verb_is_covered_here():
+    assert sorted(_all_verb_paths(build_parser())) == sorted(tuple(v) for v in VERBS)
+
+
+@pytest.mark.parametrize("verb", VERBS, ids=" ".join)
+def test_every_verb_has_help(verb, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*verb, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: medsynth " + " ".join(verb))
+
+
+def test_console_script_runs():
+    result = subprocess.run([sys.executable, "-m", "medsynth.cli", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("medsynth ")
+
+
+def test_bad_input_is_one_line_error_not_traceback(tmp_path, capsys):
+    missing = tmp_path / "no_such_folder"
+    code = main(["datalist", "folders", str(missing), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err and str(missing) in err and err.startswith("medsynth: error:")
+
+
+def test_bad_split_fractions_rejected_by_parser(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["datalist", "folders", str(tmp_path), "--out", str(tmp_path / "o"), "--split", "0.5,0.6,0.1"])
+    assert exit_info.value.code == 2
+    assert "sum" in capsys.readouterr().err
