@@ -50,15 +50,19 @@ class SkipLog:
 
 
 def refuse_output_inside(output: str | os.PathLike, inputs: Iterable[str | os.PathLike | None]) -> None:
-    """Raise :class:`InputError` when ``output`` lies inside (or is) any input folder.
+    """Raise :class:`InputError` when ``output`` lies inside (or is) an input folder, or is an input file.
 
-    Outputs never go into the user's data folders (DESIGN.md: never write into input data).
+    Outputs never go into the user's data folders (DESIGN.md: never write into input data). An input
+    *file* (a CSV manifest) protects only itself, not its whole folder: a manifest often sits in a
+    home or project folder that also holds the outputs.
     """
     out = Path(output).expanduser().resolve()
     for item in inputs:
         if item is None:
             continue
         src = Path(item).expanduser().resolve()
-        src_dir = src if src.is_dir() or not src.suffix else src.parent
-        if out == src_dir or src_dir in out.parents:
-            raise InputError(output, f"output path lies inside the input folder {src_dir}; choose a folder outside it")
+        if src.is_file():
+            if out == src or src in out.parents:
+                raise InputError(output, f"output path is the input file {src}; choose another folder")
+        elif out == src or src in out.parents:
+            raise InputError(output, f"output path lies inside the input folder {src}; choose a folder outside it")

@@ -57,7 +57,7 @@ def build_datalist(
         **(extra or {}),
     }
     for name in SPLITS:
-        datalist[name] = [{"source": "real", **it} for it, s in zip(items, splits) if s == name]
+        datalist[name] = [{"source": "real", **it} for it, s in zip(items, splits, strict=True) if s == name]
     return datalist
 
 
@@ -104,6 +104,10 @@ def load_datalist(path: str | os.PathLike, check_files: bool = True) -> dict:
             datalist = json.load(f)
     except FileNotFoundError:
         raise InputError(path, "datalist file not found") from None
+    except IsADirectoryError:
+        raise InputError(path, "is a folder; give the datalist JSON file (e.g. OUT/datalist.json)") from None
+    except PermissionError:
+        raise InputError(path, "permission denied: the datalist cannot be read") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(path, f"not a valid JSON datalist ({e})") from None
     classes = _check_header(datalist, path)
@@ -132,6 +136,9 @@ def _check_header(datalist: object, path: Path) -> list[str]:
         raise InputError(path, "'classes' must be a non-empty list of class names")
     if len(set(classes)) != len(classes):
         raise InputError(path, f"'classes' has duplicate names: {classes}")
+    for split in SPLITS:
+        if not isinstance(datalist.get(split, []), list):
+            raise InputError(path, f"'{split}' must be a list of entries, not {type(datalist[split]).__name__}")
     if not any(datalist.get(s) for s in SPLITS):
         raise InputError(path, f"no images in any of the splits {', '.join(SPLITS)}")
     return classes
