@@ -24,7 +24,7 @@ from medsynth.data.splits import DEFAULT_FRACTIONS, SPLITS, assign_splits, find_
 from medsynth.errors import InputError
 
 MODALITIES = ("dermoscopy", "ct", "xray", "other")
-PATH_KEYS = ("image", "mask", "volume")
+PATH_KEYS = ("image", "mask", "volume")  # "volume"/"mask" of a ROI are provenance: only "image" must exist
 
 
 def build_datalist(
@@ -118,7 +118,7 @@ def load_datalist(path: str | os.PathLike, check_files: bool = True) -> dict:
             for key in PATH_KEYS:
                 if isinstance(item.get(key), str):
                     item[key] = str(base / item[key])  # absolute paths survive the join unchanged
-                    if check_files and not Path(item[key]).exists():
+                    if check_files and key == "image" and not Path(item[key]).exists():
                         raise InputError(item[key], f"listed in {path} ({split}[{i}]) but the file does not exist")
     leaks = find_patient_leaks(datalist)
     if leaks:
