@@ -49,11 +49,15 @@ def _add_split_args(p: argparse.ArgumentParser) -> None:
 
 
 def _demo_data(args: argparse.Namespace) -> Path:
-    from medsynth.data.demo import write_demo_dataset
+    from medsynth.data.demo import existing_demo, write_demo_dataset
 
+    demo = existing_demo(args.task, args.out, n=args.n, seed=args.seed, difficulty=args.difficulty)
+    if demo is not None:
+        print(f"{demo.root} already holds this {args.task} demo set (same task, n, seed and difficulty); kept it")
+        return demo.root
     demo = write_demo_dataset(args.task, args.out, n=args.n, seed=args.seed, difficulty=args.difficulty)
     counts = ", ".join(f"{k} {v}" for k, v in demo.counts.items())
-    print(f"wrote the {args.task} demo set to {demo.root} ({counts})")
+    print(f"wrote the {args.task} demo set to {demo.root} ({counts}; {demo.n_patients} patients)")
     return demo.root
 
 
@@ -160,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=64, help="output ROI size in pixels")
     _add_split_args(p)
     p.set_defaults(func=_report_datalist(_datalist_volumes))
+
+    from medsynth.metrics.commands import register as register_metrics
+
+    register_metrics(verbs)
     return parser
 
 

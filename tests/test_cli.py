@@ -9,7 +9,8 @@ import pytest
 
 from medsynth.cli import build_parser, main
 
-VERBS = [["demo-data"], ["datalist"], ["datalist", "folders"], ["datalist", "csv"], ["datalist", "volumes"]]
+VERBS = [["demo-data"], ["datalist"], ["datalist", "folders"], ["datalist", "csv"], ["datalist", "volumes"],
+         ["evaluate-synthetic"], ["weights"], ["weights", "download"]]
 
 
 def _all_verb_paths(parser, prefix=()):
