@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -171,10 +172,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_optional_codec_notices() -> None:
+    """MONAI announces on every reader set-up that the optional GPU codec (nvImageCodec) is absent;
+    the pydicom decoders it falls back to are the ones medsynth uses, so this is noise for users."""
+    logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="NvImgCodecPydicomReader")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _quiet_optional_codec_notices()
     from medsynth.errors import InputError
 
     try:

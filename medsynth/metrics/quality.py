@@ -62,10 +62,11 @@ class MetricSettings:
 
 
 def bootstrap_interval(statistic: Callable[..., float], sizes: Sequence[int], settings: MetricSettings,
-                       around: float | None = None) -> list | None:
+                       around: float | None = None, floor: float | None = None) -> list | None:
     """Bootstrap interval of ``statistic(*index_arrays)`` (one index array of resampled rows per size).
 
-    Percentile interval; with ``around`` (the point estimate), ``around ± z · SE`` instead.
+    Percentile interval; with ``around`` (the point estimate), ``around ± z · SE`` instead, its lower end
+    clipped at ``floor`` (the statistic's smallest possible value: 0 for FID, 1 for IS).
     """
     if settings.bootstrap < 2:
         return None
@@ -76,7 +77,8 @@ def bootstrap_interval(statistic: Callable[..., float], sizes: Sequence[int], se
         return None
     if around is not None:
         half = float(norm.ppf(0.5 + settings.confidence / 2) * values.std(ddof=1))
-        return [around - half, around + half]
+        low = around - half if floor is None else max(around - half, floor)
+        return [low, around + half]
     tail = 100 * (1 - settings.confidence) / 2
     return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
 
@@ -107,7 +109,7 @@ def fid_entry(real: np.ndarray, fake: np.ndarray, n: dict, extractor: str, setti
         return entry(value, n, extractor, None, note=f"no interval: both sets exceed "
                      f"fid_bootstrap_max_n = {settings.fid_bootstrap_max_n} images")
     interval = bootstrap_interval(lambda i, j: frechet_distance_from_features(real[i], fake[j]),
-                                  (len(real), len(fake)), settings, around=value)
+                                  (len(real), len(fake)), settings, around=value, floor=0.0)
     return entry(value, n, extractor, interval)
 
 
@@ -163,5 +165,5 @@ def is_entry(logits: np.ndarray, extractor: str, settings: MetricSettings) -> di
         return entry(None, {"images": len(probs)}, extractor, note="no images")
     mean, std = inception_score(probs, splits)
     interval = bootstrap_interval(lambda i: inception_score(probs[i], splits)[0], (len(probs),), settings,
-                                  around=mean)
+                                  around=mean, floor=1.0)
     return entry(mean, {"images": len(probs)}, extractor, interval, std_over_splits=std, splits=splits)

@@ -79,3 +79,11 @@ def test_costly_intervals_are_skipped_with_a_note(monkeypatch):
     assert m["fid"]["interval"] is None and "fid_bootstrap_max_n = 10" in m["fid"]["note"]
     assert m["kid"]["interval"] is None and "above 10 images" in m["kid"]["note"]
     assert m["precision"]["interval"] is not None
+
+
+def test_se_interval_is_clipped_at_the_statistics_floor():
+    """FID >= 0 and IS >= 1: a value ± z·SE interval must not reach below what the statistic can take."""
+    settings = MetricSettings(bootstrap=20, seed=0)
+    noisy = np.random.default_rng(1).normal(size=50)
+    low, high = bootstrap_interval(lambda i: float(noisy[i].mean() * 10), (50,), settings, around=0.1, floor=0.0)
+    assert low == 0.0 and high > 0.1
