@@ -74,19 +74,21 @@ def load_xray(root: Path, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return np.stack(images), labels, np.array([r["patient_id"] for r in rows])
 
 
+def _lesions(root: Path):
+    """``(row, volume (X, Y, Z), mask)`` per row of ``lesions.csv``; each volume is read once (rows are grouped)."""
+    loaded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for r in _rows(root / "lesions.csv"):
+        if r["volume"] not in loaded:
+            loaded = {r["volume"]: (np.asarray(nib.load(root / r["volume"]).dataobj),
+                                    np.asarray(nib.load(root / r["mask"]).dataobj))}
+        yield (r, *loaded[r["volume"]])
+
+
 def load_ct(root: Path, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A 32x32-voxel (80 mm) crop around each lesion on its widest slice, windowed, resized to ``side``."""
     classes = list(DEMO_DEFAULTS["ct"]["classes"])
-    images, labels, groups, cache = [], [], [], {}
-    for r in _rows(root / "lesions.csv"):
-        if r["volume"] not in cache:
-            cache = {
-                r["volume"]: (
-                    np.asarray(nib.load(root / r["volume"]).dataobj),
-                    np.asarray(nib.load(root / r["mask"]).dataobj),
-                )
-            }
-        volume, mask = cache[r["volume"]]  # (X, Y, Z)
+    images, labels, groups = [], [], []
+    for r, volume, mask in _lesions(root):
         ijk = np.argwhere(mask == int(r["mask_value"]))
         k = np.bincount(ijk[:, 2]).argmax()
         ci, cj = np.round(ijk[ijk[:, 2] == k, :2].mean(axis=0)).astype(int)
@@ -100,16 +102,8 @@ def load_ct(root: Path, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def ct_histograms(root: Path) -> np.ndarray:
     """Per lesion: the normalized histogram of its HU inside its mask (-50..250 HU, 15 HU bins)."""
-    features, cache = [], {}
-    for r in _rows(root / "lesions.csv"):
-        if r["volume"] not in cache:
-            cache = {
-                r["volume"]: (
-                    np.asarray(nib.load(root / r["volume"]).dataobj),
-                    np.asarray(nib.load(root / r["mask"]).dataobj),
-                )
-            }
-        volume, mask = cache[r["volume"]]
+    features = []
+    for r, volume, mask in _lesions(root):
         hu = volume[mask == int(r["mask_value"])]
         features.append(np.histogram(hu, bins=np.arange(-50, 251, 15))[0] / len(hu))
     return np.stack(features).astype(np.float32)

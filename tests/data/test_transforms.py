@@ -8,11 +8,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from conftest import write_dicom
 from monai.data import ITKReader, PydicomReader
 from monai.transforms import Compose, LoadImaged
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ComputedRadiographyImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from medsynth.data.transforms import (
     InvertMonochrome1d,
@@ -24,18 +23,9 @@ from medsynth.data.transforms import (
 
 
 def _write_cr(path: Path, stored: np.ndarray, photometric: str, bits_stored: int = 12) -> Path:
-    """A CR DICOM of ``stored (rows, cols)`` uint16 values with ``bits_stored`` bits."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID, ds.SOPInstanceUID = ComputedRadiographyImageStorage, generate_uid()
-    ds.Modality, ds.PatientID = "CR", "P1"
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.Rows, ds.Columns = stored.shape
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits_stored, bits_stored - 1, 0
-    ds.PixelData = stored.astype("<u2").tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    """A 12-bit radiograph whose stored values are ``stored (rows, cols)`` (the shared conftest writer)."""
+    return write_dicom(path, stored.astype(np.uint16), modality="CR", photometric=photometric,
+                       bits_stored=bits_stored)
 
 
 def test_ct_preset_applies_the_window(tmp_path):

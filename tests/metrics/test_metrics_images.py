@@ -2,31 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import write_dicom
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ComputedRadiographyImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from medsynth.errors import InputError
 from medsynth.metrics.images import load_unit_image, match_channels, prepare_batch, quantize_8bit, resize
 
 
-def _write_cr(path, stored: np.ndarray, photometric: str, bits_stored: int = 12):
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID, ds.SOPInstanceUID = ComputedRadiographyImageStorage, generate_uid()
-    ds.Modality, ds.PatientID = "CR", "P1"
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.Rows, ds.Columns = stored.shape
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits_stored, bits_stored - 1, 0
-    ds.PixelData = stored.astype("<u2").tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
+def _write_cr(path: Path, stored: np.ndarray, photometric: str, bits_stored: int = 12) -> Path:
+    """A 12-bit radiograph whose stored values are ``stored (rows, cols)`` (the shared conftest writer)."""
+    return write_dicom(path, stored.astype(np.uint16), modality="CR", photometric=photometric,
+                       bits_stored=bits_stored)
 
 
 def test_8bit_and_16bit_png_scale_by_their_bit_depth(tmp_path):
