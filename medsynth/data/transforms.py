@@ -20,7 +20,7 @@ inverts twice, and rewrites the meta to MONOCHROME2 once the pixels are.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -100,32 +100,32 @@ class ScaleStoredBits(Transform):
         return ((img - lo) / (hi - lo)).clamp(0.0, 1.0)
 
 
-class InvertMonochrome1d(MapTransform):
+class _PerKeyd(MapTransform):
+    """Applies ``self.transform`` to every key: the shared body of the ``…d`` wrappers below."""
+
+    transform: Callable[[torch.Tensor], torch.Tensor]
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.transform(d[key])
+        return d
+
+
+class InvertMonochrome1d(_PerKeyd):
     """Dictionary wrapper of :class:`InvertMonochrome1`."""
 
     def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.invert = InvertMonochrome1()
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.invert(d[key])
-        return d
+        self.transform = InvertMonochrome1()
 
 
-class ScaleStoredBitsd(MapTransform):
+class ScaleStoredBitsd(_PerKeyd):
     """Dictionary wrapper of :class:`ScaleStoredBits`."""
 
     def __init__(self, keys: KeysCollection, bits: int | None = None, allow_missing_keys: bool = False):
         super().__init__(keys, allow_missing_keys)
-        self.scale = ScaleStoredBits(bits)
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.scale(d[key])
-        return d
+        self.transform = ScaleStoredBits(bits)
 
 
 class ResizeAntialiased(Transform):
@@ -147,18 +147,12 @@ class ResizeAntialiased(Transform):
                              align_corners=False)[0]
 
 
-class ResizeAntialiasedd(MapTransform):
+class ResizeAntialiasedd(_PerKeyd):
     """Dictionary wrapper of :class:`ResizeAntialiased`."""
 
     def __init__(self, keys: KeysCollection, spatial_size: Sequence[int], allow_missing_keys: bool = False):
         super().__init__(keys, allow_missing_keys)
-        self.resize = ResizeAntialiased(spatial_size)
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.resize(d[key])
-        return d
+        self.transform = ResizeAntialiased(spatial_size)
 
 
 def to_rgb(image):
