@@ -8,7 +8,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import write_dicom
 from monai.data import ITKReader, PydicomReader
 from monai.transforms import Compose, LoadImaged
 from PIL import Image
@@ -20,6 +19,7 @@ from medsynth.data.transforms import (
     classic_augmentation,
     load_preset,
 )
+from tests.helpers import write_dicom
 
 
 def _write_cr(path: Path, stored: np.ndarray, photometric: str, bits_stored: int = 12) -> Path:

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import write_dicom
 from PIL import Image
 
 from medsynth.errors import InputError
 from medsynth.metrics.images import load_unit_image, match_channels, prepare_batch, quantize_8bit, resize
+from tests.helpers import write_dicom
 
 
 def _write_cr(path: Path, stored: np.ndarray, photometric: str, bits_stored: int = 12) -> Path:

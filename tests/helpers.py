@@ -1,0 +1,38 @@
+"""Small test-data writers shared by test modules (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+
+def write_dicom(
+    path: Path,
+    pixels: np.ndarray | None,
+    *,
+    patient_id: str = "P1",
+    modality: str = "OT",
+    photometric: str = "MONOCHROME2",
+    rescale: tuple[float, float] | None = None,
+    bits_stored: int | None = None,
+) -> Path:
+    """Write a minimal Secondary Capture DICOM; ``pixels`` is (R, C), (F, R, C) or (R, C, 3) with RGB.
+
+    ``pixels`` are stored as they are (a MONOCHROME1 caller passes already-inverted values);
+    ``bits_stored`` defaults to the full width of the dtype.
+    """
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = generate_uid()
+    ds.PatientID, ds.Modality = patient_id, modality
+    if pixels is not None:
+        ds.set_pixel_data(pixels, photometric, bits_stored or 8 * pixels.itemsize)
+    if rescale is not None:
+        ds.RescaleSlope, ds.RescaleIntercept = rescale
+    ds.save_as(path, enforce_file_format=True)
+    return path
