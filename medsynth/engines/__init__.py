@@ -1,0 +1,1 @@
+"""Trainers MONAI lacks (conditional GAN, CycleGAN, DANN) and their handlers."""
