@@ -1,0 +1,159 @@
+"""Handlers for :class:`~medsynth.engines.gan_trainer.ConditionalGanTrainer`: a fixed-latent sample grid.
+
+:class:`SampleGridHandler` renders the same latents every ``interval`` iterations (or epochs), so successive grids
+show how one set of samples evolves, and writes a labelled PNG (plus ``samples_latest.png``) and, optionally, a
+TensorBoard image. :func:`make_grid_image` is the grid renderer on its own, for inference code.
+
+**Scalars** need no medsynth handler: MONAI's stock handler writes every :data:`SCALAR_KEYS` entry as its own tag
+(``g_loss``, ``d_loss``, ...) at each iteration, with no ``tag_name`` or ``state_attributes`` tweak::
+
+    TensorBoardStatsHandler(log_dir=..., iteration_log=True, epoch_log=False,
+                            output_transform=lambda x: {k: x[k] for k in SCALAR_KEYS})
+
+(keep the trainer's ``decollate=False``, so that ``engine.state.output`` is the dict itself).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from ignite.engine import Engine, Events
+from PIL import Image, ImageDraw, ImageFont
+from torch import Tensor, nn
+
+UNCONDITIONAL_ROWS = 4  # rows of ``samples_per_class`` images drawn for an unconditional generator
+
+
+def make_grid_image(images: Tensor, nrow: int, row_labels: Sequence[str] | None = None, padding: int = 2,
+                    label_width: int | None = None) -> Image.Image:
+    """Tile ``images (N, C, H, W)`` in [-1, 1] into a PIL image, ``nrow`` images per row, rows labelled on the left.
+
+    Pixels map linearly from [-1, 1] to [0, 255] (values outside are clipped); ``C`` = 1 gives an "L" image, 3 an
+    "RGB" one. Tiles are separated by ``padding`` black pixels. With ``row_labels`` (one per row) a black margin of
+    ``label_width`` pixels (default: the widest label in PIL's default font, plus padding) holds them in white.
+    Size: ``(margin + nrow * (W + padding) + padding, rows * (H + padding) + padding)``.
+    """
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"images must have shape (N, 1 or 3, H, W), got {list(images.shape)}")
+    n, c, h, w = images.shape
+    rows = -(-n // nrow)
+    if row_labels is not None and len(row_labels) != rows:
+        raise ValueError(f"{len(row_labels)} row_labels for {rows} rows")
+    pixels = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    grid = torch.zeros(c, rows * (h + padding) + padding, nrow * (w + padding) + padding, dtype=torch.uint8)
+    for i in range(n):
+        top, left = padding + (i // nrow) * (h + padding), padding + (i % nrow) * (w + padding)
+        grid[:, top:top + h, left:left + w] = pixels[i]
+    array = grid[0].numpy() if c == 1 else grid.permute(1, 2, 0).numpy()
+    image = Image.fromarray(np.ascontiguousarray(array))  # (H, W) uint8 -> "L", (H, W, 3) -> "RGB"
+    if row_labels is None:
+        return image
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(image)
+    if label_width is None:
+        label_width = max(int(np.ceil(measure.textlength(str(t), font=font))) for t in row_labels) + 2 * padding
+    labelled = Image.new(image.mode, (label_width + image.width, image.height))
+    labelled.paste(image, (label_width, 0))
+    draw, white = ImageDraw.Draw(labelled), 255 if c == 1 else (255, 255, 255)
+    for r, text in enumerate(row_labels):
+        _, text_top, _, text_bottom = draw.textbbox((0, 0), str(text), font=font)
+        top = padding + r * (h + padding) + (h - text_bottom - text_top) // 2  # centred on the row
+        draw.text((padding, top), str(text), fill=white, font=font)
+    return labelled
+
+
+class SampleGridHandler:
+    """Every ``interval`` iterations (epochs with ``epoch_level``), render fixed latents through the generator.
+
+    The latents are drawn once, on the first call, from ``torch.Generator().manual_seed(seed)``, so the grid does
+    not depend on, nor advance, the training RNG. A conditional generator (``engine.num_classes`` K > 0) gives K
+    rows of ``samples_per_class`` images, row k of class k, labelled with ``class_names[k]`` (default ``"k"``); an
+    unconditional one gives :data:`UNCONDITIONAL_ROWS` unlabelled rows of ``samples_per_class``.
+
+    The generator is ``engine.g_ema`` (when present and ``use_ema``) or ``engine.g_network``; it runs in ``eval()``
+    mode under ``torch.no_grad()`` and each submodule's training flag is restored afterwards. Batch norm then uses
+    running statistics: give the EMA ``use_buffers=True`` so that they are averaged too.
+
+    Writes ``output_dir/samples_iter_{iteration:07d}.png`` and ``output_dir/samples_latest.png`` (each atomically:
+    a temporary file, then ``os.replace``) and, with ``summary_writer``, ``add_image(tag, (C, H', W') in [0, 1],
+    iteration)`` of the same labelled grid. The file name carries the iteration also with ``epoch_level``. Under
+    ``torch.distributed`` only rank 0 renders.
+    """
+
+    def __init__(self, output_dir: str, interval: int = 500, samples_per_class: int = 8, seed: int = 0,
+                 use_ema: bool = True, summary_writer=None, tag: str = "samples",
+                 class_names: Sequence[str] | None = None, epoch_level: bool = False) -> None:
+        if interval < 1 or samples_per_class < 1:
+            raise ValueError(f"interval and samples_per_class must be >= 1, got {interval} and {samples_per_class}")
+        self.output_dir, self.interval, self.samples_per_class = Path(output_dir), interval, samples_per_class
+        self.seed, self.use_ema, self.summary_writer, self.tag = seed, use_ema, summary_writer, tag
+        self.class_names, self.epoch_level = class_names, epoch_level
+        self._latents: tuple[Tensor, Tensor | None] | None = None
+
+    def attach(self, engine: Engine) -> None:
+        event = Events.EPOCH_COMPLETED if self.epoch_level else Events.ITERATION_COMPLETED
+        engine.add_event_handler(event(every=self.interval), self)
+
+    def __call__(self, engine: Engine) -> None:
+        if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+            return
+        image = make_grid_image(self.generate(engine), self.samples_per_class, self._row_labels(engine))
+        iteration = engine.state.iteration
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        for name in (f"samples_iter_{iteration:07d}.png", "samples_latest.png"):
+            _write_atomic(self.output_dir / name, buffer.getvalue())
+        if self.summary_writer is not None:
+            array = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)
+            grid = array.unsqueeze(0) if array.dim() == 2 else array.permute(2, 0, 1)
+            self.summary_writer.add_image(self.tag, grid, iteration)
+
+    def generate(self, engine: Engine) -> Tensor:
+        """The fixed latents through the (EMA) generator: ``(rows * samples_per_class, C, H, W)`` on the CPU."""
+        ema = getattr(engine, "g_ema", None)
+        network: nn.Module = ema.module if ema is not None and self.use_ema else engine.g_network
+        z, y = self._fixed_latents(engine)
+        device = engine.state.device
+        modes = [(m, m.training) for m in network.modules()]
+        network.eval()
+        try:
+            with torch.no_grad():
+                images = network(z.to(device), None if y is None else y.to(device))
+        finally:
+            for module, training in modes:
+                module.training = training
+        return images.float().cpu()
+
+    def _fixed_latents(self, engine: Engine) -> tuple[Tensor, Tensor | None]:
+        """``z (N, latent_size)`` and labels ``(N,)`` (None when unconditional), drawn once on the CPU."""
+        if self._latents is None:
+            num_classes = int(getattr(engine, "num_classes", 0) or 0)
+            rows = num_classes or UNCONDITIONAL_ROWS
+            generator = torch.Generator().manual_seed(self.seed)
+            z = torch.randn(rows * self.samples_per_class, engine.latent_size, generator=generator)
+            y = torch.arange(num_classes).repeat_interleave(self.samples_per_class) if num_classes else None
+            self._latents = (z, y)
+        return self._latents
+
+    def _row_labels(self, engine: Engine) -> list[str] | None:
+        num_classes = int(getattr(engine, "num_classes", 0) or 0)
+        if not num_classes:
+            return None
+        names = [str(k) for k in range(num_classes)] if self.class_names is None else list(self.class_names)
+        if len(names) != num_classes:
+            raise ValueError(f"{len(names)} class_names for a generator of {num_classes} classes")
+        return names
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
