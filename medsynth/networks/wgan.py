@@ -15,7 +15,7 @@ down-sample and begins at the projected ``start_size`` map.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 from torch import nn
 
@@ -41,33 +41,13 @@ class Critic(Discriminator):
     """WGAN-GP critic: a :class:`Discriminator` whose ``norm`` may not be "batch" (default "layer").
 
     ``forward(x (B, C, S, S), y (B,) | None)`` returns critic scores ``(B,)`` (or a tuple with class logits
-    when ``aux_classifier``). All other options are the discriminator's.
+    when ``aux_classifier``). All other options are the discriminator's, passed by keyword.
     """
 
-    def __init__(
-        self,
-        image_size: int = 64,
-        channels: int = 3,
-        num_blocks: int | None = None,
-        base_channels: int = 64,
-        num_classes: int = 0,
-        conditioning: str | None = "none",
-        aux_classifier: bool = False,
-        dropout: float = 0.0,
-        spectral_norm: bool = False,
-        norm: str | None = "layer",
-        act: str = "leakyrelu",
-        kernel_size: int = 4,
-        channels_per_block: Sequence[int] | None = None,
-    ) -> None:
+    def __init__(self, *, norm: str | None = "layer", **kwargs: Any) -> None:
         if isinstance(norm, str) and norm.lower() == "batch":
             raise ValueError(f"a WGAN-GP critic cannot use batch normalisation: {WHY_NO_BATCH_NORM}")
-        super().__init__(
-            image_size=image_size, channels=channels, num_blocks=num_blocks, base_channels=base_channels,
-            num_classes=num_classes, conditioning=conditioning, aux_classifier=aux_classifier, dropout=dropout,
-            spectral_norm=spectral_norm, norm=norm, act=act, kernel_size=kernel_size,
-            channels_per_block=channels_per_block,
-        )
+        super().__init__(norm=norm, **kwargs)
 
 
 class ResidualGenerator(Generator):
@@ -76,34 +56,7 @@ class ResidualGenerator(Generator):
     Same constructor and ``forward(z (B, latent_size), y (B,) | None) -> (B, channels, S, S)`` as the generator.
     """
 
-    def __init__(
-        self,
-        latent_size: int = 100,
-        image_size: int = 64,
-        channels: int = 3,
-        num_blocks: int | None = None,
-        base_channels: int = 64,
-        num_classes: int = 0,
-        embed_dim: int | None = None,
-        dropout: float = 0.0,
-        spectral_norm: bool = False,
-        norm: str | None = "batch",
-        act: str = "relu",
-        out_act: str | None = "tanh",
-        start_size: int | None = None,
-        kernel_size: int = 4,
-        start_channels: int | None = None,
-        channels_per_block: Sequence[int] | None = None,
-        out_kernel_size: int = 3,
-        activate_projection: bool = True,
-        residual_blocks: int = 1,
-    ) -> None:
+    def __init__(self, *, residual_blocks: int = 1, **kwargs: Any) -> None:
         if residual_blocks < 1:
             raise ValueError(f"a ResidualGenerator needs residual_blocks >= 1, got {residual_blocks}")
-        super().__init__(
-            latent_size=latent_size, image_size=image_size, channels=channels, num_blocks=num_blocks,
-            base_channels=base_channels, num_classes=num_classes, embed_dim=embed_dim, dropout=dropout,
-            spectral_norm=spectral_norm, norm=norm, act=act, out_act=out_act, start_size=start_size,
-            kernel_size=kernel_size, start_channels=start_channels, channels_per_block=channels_per_block,
-            out_kernel_size=out_kernel_size, activate_projection=activate_projection, residual_blocks=residual_blocks,
-        )
+        super().__init__(residual_blocks=residual_blocks, **kwargs)
