@@ -12,7 +12,9 @@ What MONAI/ignite give and what this module adds:
 - :class:`RNGState` puts Python, NumPy (legacy global), torch CPU/CUDA and any named ``torch.Generator``
   (a DataLoader's) into a ``save_dict``, so a resumed run draws the same random numbers.
 - :func:`full_state` builds the ``save_dict`` from a GAN trainer, :func:`resume` loads it with clear errors,
-  :func:`export_generator` writes ``models/model.pt`` (the generator's state dict alone).
+  :func:`export_generator` writes ``models/model.pt`` (the generator's state dict alone, with any parametrization
+  such as spectral norm baked into plain weights by :func:`bake_parametrizations`), and :func:`best_checkpoint`
+  finds the best key-metric checkpoint a saver has written.
 
 A process killed by a signal mid-write leaves a ``tmpXXXXXXXX`` file in ``save_dir``; it is never read
 (it has no ``.pt`` suffix) and may be deleted by hand.
@@ -20,20 +22,23 @@ A process killed by a signal mid-write leaves a ``tmpXXXXXXXX`` file in ``save_d
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from ignite.engine import Engine
 from ignite.handlers import Checkpoint
 from ignite.handlers.checkpoint import BaseSaveHandler
 from monai.handlers import CheckpointSaver
 from torch import nn
+from torch.nn.utils import parametrize
 
 from medsynth.errors import InputError
 
@@ -124,13 +129,30 @@ class AtomicCheckpointSaver(CheckpointSaver):
     that ``n_saved`` (or ``save_final``) retires is deleted only after that rename, so an interrupted write
     always leaves the previous checkpoint loadable. Use it from YAML as
     ``_target_: medsynth.engines.checkpoint.AtomicCheckpointSaver``.
+
+    It also keeps ``key_metric_negative_sign`` (which MONAI folds into a closure), so that
+    :func:`best_checkpoint` can report the best metric value itself rather than its signed score.
+
+    The key metric may be computed less often than every epoch (FID every ``k`` epochs): MONAI's saver reads
+    ``engine.state.metrics[key_metric_name]`` at every ``EPOCH_COMPLETED`` and raises ``KeyError`` before the
+    first value exists; this one waits for it. Between evaluations the metric keeps its last value, which
+    ignite's ``Checkpoint`` does not save again (it saves only a strictly better score).
     """
 
     def __init__(self, save_dir: str, save_dict: dict, **kwargs: Any):
         super().__init__(save_dir, save_dict, **kwargs)
+        self.key_metric_negative_sign = bool(kwargs.get("key_metric_negative_sign", False))
+        self.key_metric_name = kwargs.get("key_metric_name")
         for ckpt in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
             if ckpt is not None:
                 ckpt.save_handler = _DeferredRemoveSaver(ckpt.save_handler)
+
+    def metrics_completed(self, engine: Any) -> None:
+        """Save the best checkpoint by the key metric, once the metric has a value (see the class docstring)."""
+        name = self.key_metric_name or getattr(engine.state, "key_metric_name", None)
+        if name not in engine.state.metrics:
+            return
+        super().metrics_completed(engine)
 
 
 def full_state(trainer: Any, *, rng: RNGState | bool = True) -> dict[str, Any]:
@@ -168,8 +190,14 @@ def resume(
     an error names the entry. ``strict=False`` is passed to ``nn.Module.load_state_dict`` and also skips (with a
     warning) entries the checkpoint lacks; with ``strict=True`` they raise :class:`InputError` listing them.
     A single-entry ``save_dict`` also loads an unnested checkpoint (ignite saves those without the key).
+
+    An ignite engine keeps its own ``max_epochs`` (the configured one, not the stopped run's, as MONAI's
+    ``CheckpointLoader`` does), so a run stopped at epoch 10 of 10 continues to ``max_epochs=20``; a checkpoint
+    already past ``max_epochs`` raises :class:`InputError`.
     """
     ckpt = _load_checkpoint(path, map_location)
+    engines = {key: obj for key, obj in save_dict.items() if isinstance(obj, Engine)}
+    max_epochs = {key: engine.state.max_epochs for key, engine in engines.items()}
     if len(save_dict) == 1 and (not isinstance(ckpt, Mapping) or next(iter(save_dict)) not in ckpt):
         Checkpoint.load_objects(to_load=save_dict, checkpoint=ckpt, strict=strict)
         return list(save_dict)
@@ -186,10 +214,79 @@ def resume(
             Checkpoint.load_objects(to_load={key: save_dict[key]}, checkpoint={key: ckpt[key]}, strict=strict)
         except (RuntimeError, KeyError, ValueError) as e:
             raise InputError(path, f"entry {key!r} does not fit: {e}") from e
+    for key, engine in engines.items():
+        if key in loaded and max_epochs[key] is not None:
+            if engine.state.epoch > max_epochs[key]:
+                raise InputError(path, f"the checkpoint is at epoch {engine.state.epoch}, past max_epochs "
+                                       f"{max_epochs[key]}: raise max_epochs to continue training")
+            engine.state.max_epochs = max_epochs[key]
     return loaded
 
 
-def _unwrap(obj: Any) -> Any:
+class BestCheckpoint(NamedTuple):
+    """The best key-metric checkpoint of a saver: its file and the metric value (None where the sign is unknown)."""
+
+    path: Path
+    metric: float | None
+
+
+def best_checkpoint(saver: CheckpointSaver) -> BestCheckpoint | None:
+    """The best checkpoint ``saver`` (built with ``save_key_metric=True``) has written, or None if none yet.
+
+    Read from the saver's own record (ignite ``Checkpoint._saved``, kept sorted by score, best last; restored by
+    ``load_state_dict`` with ``key_metric_save_state=True``), so it is the file the saver kept, also under a fixed
+    ``key_metric_filename``. ``metric`` is the value of ``engine.state.metrics[key_metric_name]`` it was saved at:
+    known for an :class:`AtomicCheckpointSaver`, None for MONAI's own saver (its score may be negated).
+    """
+    ckpt = getattr(saver, "_key_metric_checkpoint", None)
+    if ckpt is None or not ckpt._saved:
+        return None
+    item = ckpt._saved[-1]
+    disk_saver = getattr(ckpt.save_handler, "saver", ckpt.save_handler)  # under _DeferredRemoveSaver
+    name = getattr(disk_saver, "filename", None) or item.filename  # MONAI's fixed key_metric_filename wins
+    sign = getattr(saver, "key_metric_negative_sign", None)
+    metric = None if sign is None else float(-item.priority if sign else item.priority)
+    return BestCheckpoint(Path(saver.save_dir) / name, metric)
+
+
+def bake_parametrizations(module: nn.Module) -> nn.Module:
+    """Replace every parametrized tensor of ``module`` (and its submodules) by its current value; in place.
+
+    Spectral norm (``torch.nn.utils.parametrizations.spectral_norm``) and weight norm store
+    ``parametrizations.weight.original`` (plus ``_u``/``_v`` buffers) instead of ``weight``, so their state dict
+    does not load into the same network built without them, and the network cannot be TorchScript-scripted.
+    Baking leaves a plain ``weight`` equal to what the parametrization computes **in eval mode** (spectral norm
+    then uses its stored power-iteration vectors without updating them), so the baked network's eval-mode
+    outputs equal the original's. Training flags are restored afterwards. Returns ``module``.
+
+    Safe on a deep copy: torch gives a parametrized module a generated class (``ParametrizedLinear``) that
+    ``copy.deepcopy`` (and ``AveragedModel``) share between copies, and ``remove_parametrizations`` deletes the
+    ``weight`` property from that class, which would break every other copy; each module baked here first gets
+    a private copy of its class.
+    """
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        with torch.no_grad():
+            for sub in list(module.modules()):
+                if parametrize.is_parametrized(sub):
+                    _own_class(sub)
+                    for name in list(sub.parametrizations.keys()):
+                        parametrize.remove_parametrizations(sub, name, leave_parametrized=True)
+    finally:
+        for sub, training in modes:
+            sub.training = training
+    return module
+
+
+def _own_class(module: nn.Module) -> None:
+    """Give ``module`` its own copy of its (generated, possibly shared) class, same name, bases and attributes."""
+    cls = module.__class__
+    namespace = {k: v for k, v in vars(cls).items() if k not in ("__dict__", "__weakref__")}
+    module.__class__ = type(cls.__name__, cls.__bases__, namespace)
+
+
+def unwrap_network(obj: Any) -> Any:
     """Strip DDP/DataParallel/AveragedModel wrappers (all keep the network in ``.module``)."""
     while isinstance(obj, nn.Module) and isinstance(getattr(obj, "module", None), nn.Module):
         obj = obj.module
@@ -204,17 +301,29 @@ def _strip_module_prefix(state: Mapping[str, Any]) -> dict[str, Any]:
     return dict(state)
 
 
-def _generator_state(source: Any, key: str, ema_key: str, use_ema: bool) -> dict[str, Any]:
-    """The generator's state dict from a module, a ``save_dict``/loaded checkpoint, or a checkpoint path."""
+def _generator_state(source: Any, key: str, ema_key: str, use_ema: bool, like: nn.Module | None) -> dict[str, Any]:
+    """The generator's baked CPU state dict from a module, a ``save_dict``/loaded checkpoint, or a checkpoint path."""
     if isinstance(source, (str, os.PathLike)):
         source = _load_checkpoint(source, "cpu")
     if isinstance(source, Mapping) and (key in source or ema_key in source):
         source = source[ema_key] if use_ema and source.get(ema_key) is not None else source[key]
     if isinstance(source, nn.Module):
-        return _unwrap(source).state_dict()
-    if isinstance(source, Mapping):
-        return _strip_module_prefix(source)
-    raise TypeError(f"cannot find a generator under {key!r}/{ema_key!r} in a {type(source).__name__}")
+        module = unwrap_network(source)
+        if any(parametrize.is_parametrized(m) for m in module.modules()):
+            module = bake_parametrizations(copy.deepcopy(module))  # the caller's network keeps its parametrizations
+        state = module.state_dict()
+    elif isinstance(source, Mapping):
+        state = _strip_module_prefix(source)
+        if like is not None:
+            module = copy.deepcopy(unwrap_network(like))
+            try:
+                module.load_state_dict(state)
+            except RuntimeError as e:
+                raise ValueError(f"the generator state does not fit `like` ({type(module).__name__}): {e}") from e
+            state = bake_parametrizations(module).state_dict()
+    else:
+        raise TypeError(f"cannot find a generator under {key!r}/{ema_key!r} in a {type(source).__name__}")
+    return {name: value.detach().cpu() if isinstance(value, torch.Tensor) else value for name, value in state.items()}
 
 
 def export_generator(
@@ -224,6 +333,7 @@ def export_generator(
     *,
     ema_key: str = "g_ema",
     use_ema: bool = True,
+    like: nn.Module | None = None,
 ) -> Path:
     """Write the generator's state dict alone to ``path`` (``models/model.pt``), atomically; return the path.
 
@@ -231,8 +341,15 @@ def export_generator(
     path. From a dict, the EMA generator (``ema_key``) is exported when present and ``use_ema`` (the usual
     choice for sampling), else the raw one (``key``). DDP and ``AveragedModel`` wrappers are removed, so the
     file loads into a bare generator and ``python -m monai.bundle ckpt_export`` needs no ``--key_in_ckpt``.
+    Tensors are written on the CPU.
+
+    Parametrizations (spectral norm) are baked into plain weights (:func:`bake_parametrizations`, on a copy), so
+    the file loads into the generator built without them (``spectral_norm=False``) and that one scripts. That
+    needs the architecture: it is there when a module is given (directly or in a ``save_dict``); for a state dict
+    (a checkpoint file or a loaded one) pass ``like``, a generator of the same architecture (e.g. the trainer's;
+    it is deep-copied, not changed), else the state dict is written as it is.
     """
-    state = _generator_state(checkpoint_or_module, key, ema_key, use_ema)
+    state = _generator_state(checkpoint_or_module, key, ema_key, use_ema, like)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -14,6 +14,8 @@ still gets gradients through the transform. Written from the paper's description
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,9 +24,12 @@ POLICIES = ("color", "translation", "cutout")
 COLOR_REFUSED = "colour augmentation changes intensities that carry meaning in CT/X-ray; use translation,cutout"
 
 
-def parse_policy(policy: str) -> tuple[str, ...]:
-    """``"translation,cutout"`` -> ``("translation", "cutout")``; ``""`` or ``"none"`` -> ``()``."""
-    names = tuple(name.strip().lower() for name in policy.split(",") if name.strip())
+def parse_policy(policy: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``"translation,cutout"`` or ``("translation", "cutout")`` -> ``("translation", "cutout")``; ``""``,
+    ``"none"`` or None -> ``()``. (A bundle's ``--diffaugment translation,cutout`` reaches the config as a tuple:
+    ``python -m monai.bundle`` parses arguments with ``fire``.)"""
+    parts = [] if policy is None else policy.split(",") if isinstance(policy, str) else list(policy)
+    names = tuple(str(name).strip().lower() for name in parts if str(name).strip())
     if names in ((), ("none",)):
         return ()
     unknown = [name for name in names if name not in POLICIES]

@@ -41,6 +41,7 @@ import torch
 from monai.engines import Trainer
 from monai.engines.utils import IterationEvents
 from monai.engines.workflow import Workflow
+from monai.inferers import Inferer, SimpleInferer
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.swa_utils import AveragedModel
@@ -84,6 +85,8 @@ class ConditionalGanTrainer(Trainer):
             (``use_buffers=True`` also averages batch-norm statistics).
         augment: ``augment(x (B, C, H, W)) -> (B, C, H, W)`` applied to real and fake images before D (DiffAugment;
             it must be differentiable).
+        g_inferer: how the generator is called, ``g_inferer(z, g_network, y)`` (default MONAI ``SimpleInferer``,
+            i.e. ``g_network(z, y)``); a bundle's ``train#inferer``.
         image_key, label_key: keys of a dict batch (a tuple/list batch is ``(image, label)``).
     """
 
@@ -107,6 +110,7 @@ class ConditionalGanTrainer(Trainer):
         amp: bool = False,
         g_ema: AveragedModel | None = None,
         augment: Callable[[Tensor], Tensor] | None = None,
+        g_inferer: Inferer | None = None,
         image_key: str = "image",
         label_key: str = "label",
         epoch_length: int | None = None,
@@ -132,6 +136,7 @@ class ConditionalGanTrainer(Trainer):
         self.n_critic, self.latent_size, self.num_classes = n_critic, int(latent_size), num_classes
         self.class_sampling, self.minority_class, self.aux_weight = class_sampling, minority_class, aux_weight
         self.augment, self.image_key, self.label_key = augment, image_key, label_key
+        self.g_inferer = SimpleInferer() if g_inferer is None else g_inferer
         self.optim_set_to_none = optim_set_to_none
         scaled = amp and self.state.device.type == "cuda"
         self.g_scaler = torch.amp.GradScaler("cuda", enabled=scaled)
@@ -173,7 +178,7 @@ class ConditionalGanTrainer(Trainer):
         z, fake_labels = self._sample_latents(reals.shape[0], labels)
         with self._autocast():
             with torch.no_grad():
-                fakes = self.g_network(z, fake_labels)
+                fakes = self.g_inferer(z, self.g_network, fake_labels)
             reals_in, fakes_in = self._augment(reals), self._augment(fakes.detach())
             real_logits, real_classes = _split(self.d_network(reals_in, labels))
             fake_logits, fake_classes = _split(self.d_network(fakes_in, fake_labels))
@@ -196,7 +201,7 @@ class ConditionalGanTrainer(Trainer):
         self.state.gan_step = "generator"
         z, fake_labels = self._sample_latents(batch_size, labels)
         with self._autocast():
-            fakes = self.g_network(z, fake_labels)
+            fakes = self.g_inferer(z, self.g_network, fake_labels)
             fake_logits, fake_classes = _split(self.d_network(self._augment(fakes), fake_labels))
             self.fire_event(IterationEvents.FORWARD_COMPLETED)
             aux = self._aux_loss(fake_classes, fake_labels)

@@ -15,9 +15,10 @@ TensorBoard image. :func:`make_grid_image` is the grid renderer on its own, for 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,30 @@ from ignite.engine import Engine, Events
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
 
+from medsynth.engines.checkpoint import unwrap_network
+
 UNCONDITIONAL_ROWS = 4  # rows of ``samples_per_class`` images drawn for an unconditional generator
+
+
+def sampling_network(engine: Engine, use_ema: bool = True) -> nn.Module:
+    """The bare generator to sample from: ``engine.g_ema``'s averaged module when present and ``use_ema``, else
+    ``engine.g_network``, with DDP/DataParallel/``AveragedModel`` wrappers removed (a DDP forward on one rank only
+    could wait forever on a buffer broadcast)."""
+    ema = getattr(engine, "g_ema", None)
+    return unwrap_network(ema if ema is not None and use_ema else engine.g_network)
+
+
+@contextlib.contextmanager
+def eval_mode(network: nn.Module) -> Iterator[nn.Module]:
+    """``network.eval()`` under ``torch.no_grad()`` for the block; each submodule's training flag is restored."""
+    modes = [(m, m.training) for m in network.modules()]
+    network.eval()
+    try:
+        with torch.no_grad():
+            yield network
+    finally:
+        for module, training in modes:
+            module.training = training
 
 
 def make_grid_image(images: Tensor, nrow: int, row_labels: Sequence[str] | None = None, padding: int = 2,
@@ -117,18 +141,10 @@ class SampleGridHandler:
 
     def generate(self, engine: Engine) -> Tensor:
         """The fixed latents through the (EMA) generator: ``(rows * samples_per_class, C, H, W)`` on the CPU."""
-        ema = getattr(engine, "g_ema", None)
-        network: nn.Module = ema.module if ema is not None and self.use_ema else engine.g_network
         z, y = self._fixed_latents(engine)
         device = engine.state.device
-        modes = [(m, m.training) for m in network.modules()]
-        network.eval()
-        try:
-            with torch.no_grad():
-                images = network(z.to(device), None if y is None else y.to(device))
-        finally:
-            for module, training in modes:
-                module.training = training
+        with eval_mode(sampling_network(engine, self.use_ema)) as network:
+            images = network(z.to(device), None if y is None else y.to(device))
         return images.float().cpu()
 
     def _fixed_latents(self, engine: Engine) -> tuple[Tensor, Tensor | None]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from ignite.engine import Engine
+from ignite.engine import Engine, Events
 from monai.handlers import CheckpointSaver
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
@@ -202,3 +202,35 @@ def test_export_prefers_ema_from_a_checkpoint_file(tmp_path: Path) -> None:
         fresh = _generator()
         fresh.load_state_dict(torch.load(path, weights_only=True))
         assert torch.equal(next(fresh.parameters()), next(source.parameters()))
+
+
+@pytest.mark.parametrize("saver_cls", [CheckpointSaver, AtomicCheckpointSaver])
+def test_key_metric_computed_every_few_epochs(tmp_path: Path, saver_cls) -> None:
+    """A metric first set at epoch 2 (FID every 2 epochs): MONAI's saver fails at epoch 1, ours waits for it."""
+    engine, loader = _toy_run(seed=0)
+    engine.add_event_handler(Events.EPOCH_COMPLETED(every=2),
+                             lambda e: e.state.metrics.update(fid=10.0 - e.state.epoch))
+    saver = saver_cls(str(tmp_path), {"model": engine.g_network}, save_key_metric=True, key_metric_name="fid",
+                      key_metric_negative_sign=True, key_metric_n_saved=1)
+    saver.attach(engine)
+    if saver_cls is CheckpointSaver:
+        with pytest.raises(KeyError, match="fid"):
+            engine.run(loader, max_epochs=4)
+        return
+    engine.run(loader, max_epochs=4)
+    assert [p.name for p in tmp_path.glob("*key_metric*")] == ["model_key_metric=-6.0000.pt"]
+
+
+def test_resume_keeps_configured_max_epochs_and_refuses_a_later_checkpoint(tmp_path: Path) -> None:
+    engine, loader = _toy_run(seed=0)
+    engine.run(loader, max_epochs=2)
+    path = tmp_path / "ckpt.pt"
+    torch.save({"trainer": engine.state_dict(), "g_network": engine.g_network.state_dict()}, path)
+    longer, _ = _toy_run(seed=0)
+    longer.state.max_epochs = 5
+    resume(path, {"trainer": longer, "g_network": longer.g_network})
+    assert (longer.state.epoch, longer.state.max_epochs) == (2, 5)
+    shorter, _ = _toy_run(seed=0)
+    shorter.state.max_epochs = 1
+    with pytest.raises(InputError, match="past max_epochs 1"):
+        resume(path, {"trainer": shorter, "g_network": shorter.g_network})

@@ -60,6 +60,12 @@ def test_identity_policy(policy: str) -> None:
     assert DiffAugment(policy)(x) is x
 
 
+def test_policy_as_a_sequence_as_fire_passes_it() -> None:
+    """``--diffaugment translation,cutout`` on the bundle command line arrives as a tuple."""
+    assert parse_policy(("translation", "cutout")) == parse_policy("translation,cutout") == ("translation", "cutout")
+    assert parse_policy(None) == ()
+
+
 def test_unknown_policy_lists_valid_names() -> None:
     with pytest.raises(ValueError, match="color, translation, cutout"):
         parse_policy("translation,flip")

@@ -179,3 +179,20 @@ def test_fixed_seed_runs_are_identical():
         trainer.run()
         weights.append(snapshot(trainer.g_network))
     assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
+
+
+def test_generator_runs_through_the_inferer():
+    """``g_inferer`` (a bundle's ``train#inferer``) is how G is called: once per D step and once per G step."""
+    from monai.inferers import SimpleInferer
+
+    class CountingInferer(SimpleInferer):
+        calls = 0
+
+        def __call__(self, inputs, network, *args, **kwargs):
+            CountingInferer.calls += 1
+            assert inputs.shape == (BATCH, LATENT) and args[0].shape == (BATCH,)
+            return super().__call__(inputs, network, *args, **kwargs)
+
+    trainer = build_trainer(n_critic=2, g_inferer=CountingInferer())
+    trainer.run()
+    assert CountingInferer.calls == 3
