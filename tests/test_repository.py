@@ -20,7 +20,8 @@ def test_readme_has_exactly_the_two_setup_commands():
     commands = _readme_commands()
     assert len(commands) == 2, commands
     install_and_run, install_and_test = commands
-    assert "pip install -e ." in install_and_run and "medsynth " in install_and_run
+    assert "pip install -e ." in install_and_run
+    assert install_and_run.endswith("-m monai.bundle run --config_file bundles/cdcgan/configs/train.yaml")
     assert "'.[test]'" in install_and_test and "pytest" in install_and_test
 
 
@@ -42,7 +43,9 @@ def test_pyproject_declares_the_stack_and_the_console_script():
     assert project["scripts"]["medsynth"] == "medsynth.cli:main"
 
 
-def test_readme_links_resolve():
-    text = (ROOT / "README.md").read_text()
+@pytest.mark.parametrize("page", ["README.md", "datasets.md", *sorted(
+    str(p.relative_to(ROOT)) for p in ROOT.glob("bundles/*/docs/README.md"))])
+def test_markdown_links_resolve(page):
+    text = (ROOT / page).read_text()
     for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
-        assert (ROOT / target).exists(), f"README links to missing {target}"
+        assert ((ROOT / page).parent / target).exists(), f"{page} links to missing {target}"

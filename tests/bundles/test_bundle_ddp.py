@@ -1,0 +1,41 @@
+"""multi_gpu_train.yaml under torchrun with two CPU processes (gloo): sharded data, rank-0-only outputs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import torch
+
+from medsynth.data.datalist import load_datalist
+from tests.bundles.conftest import REPO, TINY
+
+
+def test_cdcgan_trains_with_two_processes(tiny_sets, tmp_path):
+    configs = REPO / "bundles" / "cdcgan" / "configs"
+    out = tmp_path / "train"
+    overrides = [arg for key, value in {**TINY, "datalist": tiny_sets["skin"], "output_dir": out,
+                                        "model_path": tmp_path / "model.pt",
+                                        "bundle_root": REPO / "bundles" / "cdcgan"}.items()
+                 for arg in (f"--{key}", str(value))]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
+               "-m", "monai.bundle", "run",
+               "--config_file", str([str(configs / "train.yaml"), str(configs / "multi_gpu_train.yaml")]),
+               "--meta_file", str(configs / "metadata.json"), "--logging_file", str(configs / "logging.conf"),
+               *overrides]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MEDSYNTH_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    # each rank reads its half of the training split: iterations per epoch halve
+    n_train = len(load_datalist(tiny_sets["skin"])["training"])
+    per_epoch = -(-n_train // 2) // TINY["batch_size"]
+    final = torch.load(next((out / "checkpoints").glob("checkpoint_final*.pt")), weights_only=True)
+    assert final["trainer"]["iteration"] == per_epoch * TINY["max_epochs"]
+    assert not any(k.startswith("module.") for k in final["g_network"]), "DDP wrappers are not saved"
+    # only rank 0 logs and writes: one TensorBoard file, one FID row per epoch, and the exported generator
+    assert len(list((out / "tensorboard").iterdir())) == 1
+    assert len((out / "fid.csv").read_text().splitlines()) == 1 + TINY["max_epochs"]
+    assert (tmp_path / "model.pt").is_file() and (out / "samples" / "samples_latest.png").is_file()
+    assert not list(tmp_path.glob("runs")), "no rank writes a stray ./runs folder"
