@@ -34,14 +34,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-import torch.distributed as dist
 from ignite.engine import Engine, Events
 from monai.handlers import CheckpointSaver
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from medsynth.engines.checkpoint import best_checkpoint, export_generator, unwrap_network
-from medsynth.engines.handlers import eval_mode, sampling_network
+from medsynth.engines.handlers import PeriodicHandler, eval_mode, is_rank0, sampling_network
 from medsynth.metrics.features import Features, RandomCNNExtractor, features_of_tensors
 from medsynth.metrics.fid import frechet_distance_from_features
 
@@ -67,7 +66,7 @@ def proportional_labels(num_samples: int, class_counts: Tensor) -> Tensor:
     return torch.arange(len(counts)).repeat_interleave(allocated)
 
 
-class FIDHandler:
+class FIDHandler(PeriodicHandler):
     """Every ``interval`` epochs (iterations without ``epoch_level``), the FID of the generator's fixed fakes.
 
     Args:
@@ -121,12 +120,8 @@ class FIDHandler:
         self._real_labels: Tensor | None = None
         self._latents: tuple[Tensor, Tensor | None] | None = None
 
-    def attach(self, engine: Engine) -> None:
-        event = Events.EPOCH_COMPLETED if self.epoch_level else Events.ITERATION_COMPLETED
-        engine.add_event_handler(event(every=self.interval), self)
-
     def __call__(self, engine: Engine) -> None:
-        if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        if not is_rank0():
             return
         start = time.perf_counter()
         fid = self.compute(engine)
@@ -313,7 +308,7 @@ class GeneratorExportHandler:
         engine.add_event_handler(Events.COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        if not is_rank0():
             return
         self.export(engine)
 

@@ -92,7 +92,23 @@ def make_grid_image(images: Tensor, nrow: int, row_labels: Sequence[str] | None 
     return labelled
 
 
-class SampleGridHandler:
+def is_rank0() -> bool:
+    """True outside ``torch.distributed`` and on its rank 0: where logging, files and evaluation happen."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+class PeriodicHandler:
+    """Base of handlers that run every ``interval`` epochs (``epoch_level``) or iterations."""
+
+    interval: int
+    epoch_level: bool
+
+    def attach(self, engine: Engine) -> None:
+        event = Events.EPOCH_COMPLETED if self.epoch_level else Events.ITERATION_COMPLETED
+        engine.add_event_handler(event(every=self.interval), self)
+
+
+class SampleGridHandler(PeriodicHandler):
     """Every ``interval`` iterations (epochs with ``epoch_level``), render fixed latents through the generator.
 
     The latents are drawn once, on the first call, from ``torch.Generator().manual_seed(seed)``, so the grid does
@@ -120,12 +136,8 @@ class SampleGridHandler:
         self.class_names, self.epoch_level = class_names, epoch_level
         self._latents: tuple[Tensor, Tensor | None] | None = None
 
-    def attach(self, engine: Engine) -> None:
-        event = Events.EPOCH_COMPLETED if self.epoch_level else Events.ITERATION_COMPLETED
-        engine.add_event_handler(event(every=self.interval), self)
-
     def __call__(self, engine: Engine) -> None:
-        if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        if not is_rank0():
             return
         image = make_grid_image(self.generate(engine), self.samples_per_class, self._row_labels(engine))
         iteration = engine.state.iteration
