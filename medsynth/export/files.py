@@ -31,6 +31,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from medsynth.data.demo import nifti_affine as demo_nifti_affine
 from medsynth.data.roi import DEFAULT_WINDOW
 from medsynth.data.training import preset_for
 
@@ -63,7 +64,7 @@ def reading_preset(modality: str, channels: int) -> str:
 def nifti_affine(spacing: float | Sequence[float] = 1.0) -> np.ndarray:
     """RAS affine ``(4, 4)`` of a synthetic ROI array ``(X, Y)`` in LPS voxel order, ``spacing`` ``(sx, sy)`` mm."""
     sx, sy = (float(spacing), float(spacing)) if np.isscalar(spacing) else (float(s) for s in spacing)
-    return np.diag([-sx, -sy, 1.0, 1.0])
+    return demo_nifti_affine((sx, sy, 1.0), (0.0, 0.0, 0.0))
 
 
 def _unit(image: Tensor) -> np.ndarray:

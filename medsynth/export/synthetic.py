@@ -48,21 +48,13 @@ from medsynth.data.roi import DEFAULT_WINDOW
 from medsynth.engines.handlers import make_grid_image
 from medsynth.errors import InputError, refuse_output_inside
 from medsynth.export.files import FORMATS, encode_image, file_format
+from medsynth.metrics.inception import sha256_file
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ("file", "class", "label", "seed", "latent_index", "bundle", "bundle_version", "checkpoint",
                     "checkpoint_sha256", "file_sha256", "created")
 _HEADER_KEYS = ("task", "modality", "classes", "channels", "window")
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def safe_name(text: str) -> str:

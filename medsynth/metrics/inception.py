@@ -83,7 +83,7 @@ def download_fid_weights(dest: str | os.PathLike | None = None, progress: bool =
     """
     folder = Path(dest).expanduser() if dest is not None else default_weights_path().parent
     target = folder / FID_WEIGHTS_FILE
-    if target.is_file() and _sha256(target).startswith(FID_WEIGHTS_SHA256_PREFIX):
+    if target.is_file() and sha256_file(target).startswith(FID_WEIGHTS_SHA256_PREFIX):
         logger.info("%s is already there", target)
         return target
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,7 +93,8 @@ def download_fid_weights(dest: str | os.PathLike | None = None, progress: bool =
     return target
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
