@@ -107,6 +107,16 @@ def _report_datalist(run: Callable[[argparse.Namespace], Path]) -> Callable[[arg
     return wrapped
 
 
+def _baselines(args: argparse.Namespace) -> Path:
+    from medsynth.metrics.baselines import BASELINES, FEATURES, run_baselines
+
+    run_baselines(args.datalist, args.out, names=args.names or BASELINES, features=args.features or FEATURES,
+                  image_size=args.image_size, pca_components=args.pca_components, seed=args.seed,
+                  n_resamples=args.n_resamples)
+    print(f"wrote {args.out / 'baselines.md'}")
+    return args.out
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="medsynth", description="GAN-based synthetic data augmentation for medical image classification.")
@@ -165,6 +175,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=64, help="output ROI size in pixels")
     _add_split_args(p)
     p.set_defaults(func=_report_datalist(_datalist_volumes))
+
+    p = verbs.add_parser("baselines", help="classic machine-learning baselines (LR, SVM, RF) on a datalist",
+                         description="The thesis' classic baselines through scikit-learn: logistic regression, SVM "
+                                     "and random forest on raw pixels or PCA features, trained on the training "
+                                     "split (class-balanced), thresholded on validation, scored on test with 95%% "
+                                     "intervals, in the classifier bundle's format.")
+    p.add_argument("datalist", type=Path, help="a medsynth datalist JSON")
+    p.add_argument("--out", required=True, type=Path, help="output folder (not inside the data)")
+    p.add_argument("--names", type=_names, default=None,
+                   help="comma-separated subset of logistic_regression,svm,random_forest (default: all)")
+    p.add_argument("--features", type=_names, default=None, help="pixels,pca (default: both)")
+    p.add_argument("--image-size", type=int, default=32, help="images are resized to this square size")
+    p.add_argument("--pca-components", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples of every interval")
+    p.set_defaults(func=_baselines)
 
     from medsynth.metrics.commands import register as register_metrics
 

@@ -23,6 +23,11 @@ class InputError(ValueError):
         super().__init__(f"{self.path}: {reason}" if self.path else reason)
 
 
+class MissingWeightsError(FileNotFoundError):
+    """A weights file (FID Inception, an ImageNet backbone) is not on this machine; nothing is downloaded
+    implicitly, so the message names the file, the paths tried and how to get it."""
+
+
 @dataclass
 class SkipLog:
     """Collects files skipped under ``--skip-bad``; ``skip=False`` re-raises instead."""

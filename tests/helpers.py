@@ -36,3 +36,13 @@ def write_dicom(
         ds.RescaleSlope, ds.RescaleIntercept = rescale
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def random_predictions(n: int = 7, k: int = 2, seed: int = 0) -> tuple[list[dict], np.ndarray, np.ndarray, np.ndarray]:
+    """``(items, y (n,), probs (n, k), pred (n,))`` of a random classifier, for report and plot writers."""
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.ones(k), size=n)
+    y = rng.integers(0, k, n)
+    items = [{"image": f"/data/img,{i}.png", "label": int(y[i]), "patient_id": f"p{i // 2}", "source": "real"}
+             for i in range(n)]
+    return items, y, probs, probs.argmax(1)

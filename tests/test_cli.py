@@ -10,7 +10,7 @@ import pytest
 from medsynth.cli import build_parser, main
 
 VERBS = [["demo-data"], ["datalist"], ["datalist", "folders"], ["datalist", "csv"], ["datalist", "volumes"],
-         ["evaluate-synthetic"], ["weights"], ["weights", "download"]]
+         ["evaluate-synthetic"], ["weights"], ["weights", "download"], ["baselines"]]
 
 
 def _all_verb_paths(parser, prefix=()):
@@ -52,3 +52,19 @@ def test_bad_split_fractions_rejected_by_parser(tmp_path, capsys):
         main(["datalist", "folders", str(tmp_path), "--out", str(tmp_path / "o"), "--split", "0.5,0.6,0.1"])
     assert exit_info.value.code == 2
     assert "sum" in capsys.readouterr().err
+
+
+def test_baselines_verb_writes_the_report_and_refuses_output_in_the_data(tmp_path, capsys):
+    from medsynth.data.embedded import demo_datalist
+
+    skin = demo_datalist("skin", n=120, root=tmp_path / "skin")
+    code = main(["baselines", str(skin), "--out", str(tmp_path / "base"), "--names", "logistic_regression",
+                 "--features", "pixels", "--image-size", "16", "--n-resamples", "50"])
+    assert code == 0
+    table = (tmp_path / "base" / "baselines.md").read_text()
+    assert "logistic_regression" in table
+    assert (tmp_path / "base" / "logistic_regression_pixels" / "metrics.json").is_file()
+    inside = skin.parent / "baselines"  # next to the datalist file: part of the data
+    code = main(["baselines", str(skin), "--out", str(inside), "--names", "svm"])
+    assert code == 2 and "inside the input folder" in capsys.readouterr().err
+    assert not inside.exists()

@@ -37,17 +37,28 @@ GAN_RANGE = "symmetric"
 _CHANNELS = {"dermoscopy": 3}  # by modality when the datalist has no "channels"; others are grey
 
 
-def gan_transform(modality: str, image_size: int | Sequence[int], window: Sequence[float] | None = None,
-                  keys: Sequence[str] = ("image",), augment: bool = False, seed: int | None = None) -> Compose:
-    """The chain of a GAN: load, intensity to ``[-1, 1]``, resize, [classic augmentation], rows-first ``(C, H, W)``.
+def image_transform(modality: str, image_size: int | Sequence[int], window: Sequence[float] | None = None,
+                    keys: Sequence[str] = ("image",), augment: bool = False, seed: int | None = None,
+                    range: str = GAN_RANGE) -> Compose:
+    """The chain of a training image: load, intensity to ``range``, resize, [classic augmentation], rows-first.
 
-    ``augment`` inserts :func:`~medsynth.data.transforms.classic_augmentation` (seeded with ``seed``) before the
-    transpose, where its per-axis choices (an X-ray is flipped left-right only) see the ``(C, W, H)`` they expect.
+    ``range`` is ``"symmetric"`` ``[-1, 1]`` for a GAN, ``"unit"`` ``[0, 1]`` (or ``"imagenet"`` for RGB) for a
+    classifier. ``augment`` inserts :func:`~medsynth.data.transforms.classic_augmentation` (seeded with ``seed``)
+    before the transpose, where its per-axis choices (an X-ray is flipped left-right only) see the ``(C, W, H)``
+    they expect.
     """
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    preset = load_preset(modality, spatial_size=size[::-1], window=window, keys=keys, range=GAN_RANGE)
-    extra = [classic_augmentation(modality, seed=seed, keys=keys, range=GAN_RANGE)] if augment else []
+    preset = load_preset(modality, spatial_size=size[::-1], window=window, keys=keys, range=range)
+    if augment and range == "imagenet":
+        raise ValueError("classic augmentation acts on [0, 1] or [-1, 1] intensities, not ImageNet-normalised ones")
+    extra = [classic_augmentation(modality, seed=seed, keys=keys, range=range)] if augment else []
     return Compose([*preset.transforms, *extra, Transposed(keys, indices=(0, 2, 1))])
+
+
+def gan_transform(modality: str, image_size: int | Sequence[int], window: Sequence[float] | None = None,
+                  keys: Sequence[str] = ("image",), augment: bool = False, seed: int | None = None) -> Compose:
+    """:func:`image_transform` in ``[-1, 1]``, what a ``tanh`` generator emits."""
+    return image_transform(modality, image_size, window, keys, augment, seed, range=GAN_RANGE)
 
 
 def preset_for(modality: str, channels: int) -> str:
@@ -146,9 +157,11 @@ class TrainingData:
                                         "bundle for a single class, or fix the labels")
         return self.num_classes
 
-    def transform(self, image_size: int, augment: bool = False, seed: int | None = None) -> Compose:
-        """:func:`gan_transform` for this datalist's preset (and CT window), optionally with classic augmentation."""
-        return gan_transform(self.preset, image_size, self.window, augment=augment, seed=seed)
+    def transform(self, image_size: int, augment: bool = False, seed: int | None = None,
+                  range: str = GAN_RANGE) -> Compose:
+        """:func:`image_transform` for this datalist's preset (and CT window), optionally with classic augmentation.
+        ``range``: ``"symmetric"`` for a GAN (the default), ``"unit"`` for a classifier."""
+        return image_transform(self.preset, image_size, self.window, augment=augment, seed=seed, range=range)
 
     def dataset(self, split: str, transform, cache: str = "memory", cache_dir: str | os.PathLike | None = None,
                 num_workers: int = 0) -> Dataset:

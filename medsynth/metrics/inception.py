@@ -27,15 +27,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from medsynth.errors import MissingWeightsError  # noqa: F401  (raised here; importable from here as before)
+
 logger = logging.getLogger(__name__)
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_SHA256_PREFIX = "6726825d"
 WEIGHTS_ENV = "MEDSYNTH_FID_WEIGHTS"
-
-
-class MissingWeightsError(FileNotFoundError):
-    """The FID Inception weights file is not on this machine."""
 
 
 def fid_weights_url() -> str:

@@ -15,6 +15,9 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = {"image_size": 16, "num_blocks": 2, "base_channels": 8, "latent_size": 16, "batch_size": 8,
         "max_epochs": 2, "fid_samples": 16, "fid_interval": 1, "grid_interval": 1, "checkpoint_interval": 1,
         "log_interval": 1}
+# and for the classifier bundle: the bone-fracture study's small CNN at 32 px, 2 epochs, few resamples
+TINY_CLS = {"architecture": "fracture_cnn", "image_size": 32, "batch_size": 16, "max_epochs": 2, "patience": 2,
+            "n_resamples": 50, "log_interval": 1, "phases": 2}
 GENERATOR_KEYS = ("image_size", "num_blocks", "base_channels", "latent_size")
 
 

@@ -1,4 +1,4 @@
-"""Every GAN bundle has the MONAI bundle layout, metadata valid against schema 20240725, and metadata that
+"""Every bundle has the MONAI bundle layout, metadata valid against schema 20240725, and metadata that
 describes what its configs build.
 
 The schema is MONAI's ``meta_schema_20240725.json`` (md5 06954cad2cc5d3784e72077ac76f0fc8, the hash MONAI's own
@@ -19,6 +19,7 @@ from monai.bundle import ConfigParser
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = Path(__file__).with_name("meta_schema_20240725.json")
 GAN_BUNDLES = ("dcgan", "cdcgan", "acgan", "wgan_gp")
+BUNDLES = (*GAN_BUNDLES, "classifier")
 FILES = ("LICENSE", "docs/README.md", "configs/metadata.json", "configs/train.yaml", "configs/inference.yaml",
          "configs/multi_gpu_train.yaml", "configs/logging.conf")
 
@@ -31,20 +32,20 @@ def test_schema_copy_is_monai_pinned_file():
     assert hashlib.md5(SCHEMA.read_bytes()).hexdigest() == "06954cad2cc5d3784e72077ac76f0fc8"
 
 
-@pytest.mark.parametrize("name", GAN_BUNDLES)
+@pytest.mark.parametrize("name", BUNDLES)
 def test_bundle_has_the_files(name):
     missing = [f for f in FILES if not (REPO / "bundles" / name / f).is_file()]
     assert not missing, f"bundles/{name} lacks {missing}"
     assert not list((REPO / "bundles" / name).rglob("*.py")), "bundles are YAML over the package: no Python"
 
 
-@pytest.mark.parametrize("name", GAN_BUNDLES)
+@pytest.mark.parametrize("name", BUNDLES)
 def test_metadata_validates_against_schema(name):
     meta = _metadata(name)
     jsonschema.validate(meta, json.loads(SCHEMA.read_text()))
     assert meta["schema"].endswith("meta_schema_20240725.json")
     assert meta["version"] in meta["changelog"], "the version must have a changelog entry"
-    assert "discriminator_data_format" in meta
+    assert ("discriminator_data_format" in meta) == (name in GAN_BUNDLES)
 
 
 def test_metadata_validation_rejects_a_broken_file(tmp_path):
@@ -108,7 +109,7 @@ def test_inference_builds_the_trained_generator(name):
 
 
 def test_logging_conf_identical_across_bundles():
-    texts = {(REPO / "bundles" / n / "configs" / "logging.conf").read_text() for n in GAN_BUNDLES}
+    texts = {(REPO / "bundles" / n / "configs" / "logging.conf").read_text() for n in BUNDLES}
     assert len(texts) == 1
 
 

@@ -1,0 +1,195 @@
+"""The training data of each experiment arm of the classifier bundle, as lists of datalist items.
+
+Every arm is scored on the same real ``test`` split and tuned on the same real ``validation`` split; only
+what the network is trained on changes::
+
+    real            real training images
+    classic_aug     the same, through the TorchIO classic-augmentation preset (the runner adds the transform)
+    rebalance       the same, with a class-weighted loss or an oversampling sampler (the runner does it): the
+                    control that tells a GAN gain apart from mere rebalancing
+    synthetic       real + synthetic images (all of the set, N of them, or up to a majority:minority ratio)
+    warm_start      pre-train on synthetic images + the real images of the classes the set lacks, then
+                    fine-tune on real images only (the bone-fracture study)
+    synthetic_only  synthetic images + the real images of the classes the set lacks (train on synthetic, test
+                    on real: "TSTR" for the minority class)
+    phases          real + the selected synthetic images added in k equal increments, a fresh network trained
+                    and scored after each (the thesis: 5 x 520 images)
+
+A synthetic set is a datalist whose items say ``"source": "synthetic"`` (what the GAN and CycleGAN bundles
+write). Its classes are matched to the real datalist's **by name**, so a set written with another class order
+still lands on the right labels; a class the real datalist lacks, another modality or channel count is an
+:class:`~medsynth.errors.InputError` naming the synthetic datalist file.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from medsynth.data.datalist import load_datalist
+from medsynth.errors import InputError
+from medsynth.export.latents import parse_ratio
+
+logger = logging.getLogger(__name__)
+
+ARMS = ("real", "classic_aug", "rebalance", "synthetic", "warm_start", "synthetic_only", "phases")
+NEEDS_SYNTHETIC = ("synthetic", "warm_start", "synthetic_only", "phases")
+REBALANCING = ("weights", "oversample")
+
+
+@dataclass
+class Stage:
+    """One training run of an arm.
+
+    Attributes:
+        name: ``"train"`` for one-stage arms; ``"pretrain"``/``"finetune"`` (warm start); ``"phase_<i>"``.
+        training: the datalist items the network is trained on.
+        init_from: the stage whose trained weights initialise this one (warm start), else a fresh network.
+        augment: through the classic-augmentation preset.
+        rebalance: ``"weights"`` or ``"oversample"``, else None.
+        scored: scored on the test split (a warm start's pre-training stage is not).
+    """
+
+    name: str
+    training: list[dict]
+    init_from: str | None = None
+    augment: bool = False
+    rebalance: str | None = None
+    scored: bool = True
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def parse_arms(arm: str | list[str] | tuple[str, ...]) -> list[str]:
+    """``"real"``, ``"real,synthetic"`` or ``["real", "synthetic"]`` -> a list of known arms, in that order."""
+    names = [a.strip() for a in arm.split(",")] if isinstance(arm, str) else [str(a).strip() for a in arm]
+    names = [a for a in names if a]
+    unknown = [a for a in names if a not in ARMS]
+    if unknown or not names:
+        raise ValueError(f"unknown arm {unknown or arm!r}; choose from {', '.join(ARMS)} (several: 'real,synthetic')")
+    if len(set(names)) != len(names):
+        raise ValueError(f"arm {arm!r} lists an arm twice")
+    return names
+
+
+def load_synthetic(path: str | os.PathLike, real: dict) -> list[dict]:
+    """The synthetic items of the datalist at ``path``, relabelled into the real datalist's class indices.
+
+    Items of every split are taken when the file says ``"source": "synthetic"`` at the top (a synthetic set's
+    datalist); otherwise only items with ``"source": "synthetic"`` (an augmented datalist can be passed as is).
+    """
+    path = Path(path)
+    synthetic = load_datalist(path)
+    for key in ("modality", "channels"):
+        theirs, ours = synthetic.get(key), real.get(key)
+        if theirs is not None and ours is not None and theirs != ours:
+            raise InputError(path, f"{key} {theirs!r} differs from the real datalist's {ours!r}")
+    whole = synthetic.get("source") == "synthetic"
+    items = [it for split in ("training", "validation", "test") for it in synthetic.get(split, [])
+             if whole or it.get("source") == "synthetic"]
+    if not items:
+        raise InputError(path, 'holds no synthetic images (no item with "source": "synthetic")')
+    names, real_names = list(synthetic["classes"]), list(real["classes"])
+    missing = sorted({names[it["label"]] for it in items} - set(real_names))
+    if missing:
+        raise InputError(path, f"synthetic classes {missing} are not classes of the real datalist {real_names}")
+    return [{**it, "label": real_names.index(names[it["label"]]), "source": "synthetic"} for it in items]
+
+
+def counts_by_class(items: list[dict], classes: list[str]) -> dict[str, int]:
+    """Images per class name (every class listed, zeros included)."""
+    labels = np.bincount([it["label"] for it in items], minlength=len(classes))
+    return {name: int(labels[k]) for k, name in enumerate(classes)}
+
+
+def select_synthetic(real_training: list[dict], synthetic: list[dict], classes: list[str], *,
+                     count: int | None = None, target_ratio: str | float | None = None, seed: int = 0) -> list[dict]:
+    """The synthetic items an arm adds: all of them, ``count`` of them, or up to ``target_ratio``.
+
+    ``count`` keeps each class's share of the synthetic set (largest remainder); ``target_ratio`` is the
+    majority:minority ratio after augmentation (``"2.39:1"``): class ``c`` gets ``ceil(M / ratio) - n_c``
+    synthetic images, ``M`` the largest real class, capped at what the set holds (a warning says so). The pick
+    within a class is a seeded shuffle, so another seed draws other images.
+    """
+    if count is not None and target_ratio is not None:
+        raise ValueError("give at most one of synthetic_count and target_ratio")
+    rng = np.random.default_rng(seed)
+    by_class = {k: [synthetic[i] for i in rng.permutation(len(synthetic)) if synthetic[i]["label"] == k]
+                for k in range(len(classes))}
+    if count is None and target_ratio is None:
+        return [it for k in by_class for it in by_class[k]]
+    if count is not None:
+        wanted = _shares(int(count), {k: len(v) for k, v in by_class.items()})
+    else:
+        real = counts_by_class(real_training, classes)
+        goal = math.ceil(Fraction(max(real.values())) / parse_ratio(target_ratio))
+        wanted = {k: max(0, goal - real[classes[k]]) if by_class[k] else 0 for k in by_class}
+    for k, n in wanted.items():
+        if n > len(by_class[k]):
+            logger.warning("wanted %d synthetic %r images, the set holds %d: using all of them", n, classes[k],
+                           len(by_class[k]))
+    return [it for k in by_class for it in by_class[k][:wanted[k]]]
+
+
+def _shares(count: int, available: dict[int, int]) -> dict[int, int]:
+    """Split ``count`` over classes in proportion to ``available`` (largest remainder)."""
+    total = sum(available.values())
+    if count < 0 or count > total:
+        raise ValueError(f"synthetic_count {count} must be between 0 and the {total} images of the synthetic set")
+    exact = {k: count * n / total for k, n in available.items()}
+    shares = {k: int(math.floor(v)) for k, v in exact.items()}
+    for k in sorted(exact, key=lambda k: (shares[k] - exact[k], k))[:count - sum(shares.values())]:
+        shares[k] += 1
+    return shares
+
+
+def arm_stages(arm: str, real_training: list[dict], synthetic: list[dict] | None, classes: list[str], *,
+               rebalance: str = "weights", phases: int = 5) -> list[Stage]:
+    """The training stages of ``arm`` (see the module docstring); ``synthetic`` is the selected set."""
+    if arm not in ARMS:
+        raise ValueError(f"unknown arm {arm!r}; choose from {', '.join(ARMS)}")
+    if arm in NEEDS_SYNTHETIC and not synthetic:
+        raise ValueError(f"arm {arm!r} needs a synthetic datalist (synthetic_datalist: path/to/datalist.json) "
+                         "with at least one selected image")
+    if rebalance not in REBALANCING:
+        raise ValueError(f"unknown rebalance {rebalance!r}; choose from {', '.join(REBALANCING)}")
+    real = [dict(it, source=it.get("source", "real")) for it in real_training]
+    if arm in ("real", "classic_aug", "rebalance"):
+        stages = [Stage("train", real, augment=arm == "classic_aug", rebalance=rebalance if arm == "rebalance"
+                        else None)]
+    elif arm == "synthetic":
+        stages = [Stage("train", real + synthetic)]
+    elif arm in ("warm_start", "synthetic_only"):
+        covered = {it["label"] for it in synthetic}
+        others = [it for it in real if it["label"] not in covered]
+        if arm == "synthetic_only":
+            stages = [Stage("train", synthetic + others)]
+        else:
+            stages = [Stage("pretrain", synthetic + others, scored=False),
+                      Stage("finetune", real, init_from="pretrain")]
+    else:
+        if not 1 <= phases <= len(synthetic):
+            raise ValueError(f"phases must be between 1 and the {len(synthetic)} selected synthetic images, "
+                             f"got {phases}")
+        bounds = [round(len(synthetic) * i / phases) for i in range(1, phases + 1)]
+        order = _interleaved(synthetic)
+        stages = [Stage(f"phase_{i + 1}", real + order[:b]) for i, b in enumerate(bounds)]
+    for stage in stages:
+        stage.counts = counts_by_class(stage.training, classes)
+        if len([n for n in stage.counts.values() if n]) < 2:
+            raise ValueError(f"arm {arm!r} stage {stage.name!r} would train on one class only ({stage.counts})")
+    return stages
+
+
+def _interleaved(items: list[dict]) -> list[dict]:
+    """Items reordered so that every prefix holds the classes in the set's proportions (phases add alike)."""
+    by_class: dict[int, list[dict]] = {}
+    for it in items:
+        by_class.setdefault(it["label"], []).append(it)
+    keyed = [((j + 0.5) / len(v), k, it) for k, v in by_class.items() for j, it in enumerate(v)]
+    return [it for _, _, it in sorted(keyed, key=lambda t: (t[0], t[1]))]
