@@ -30,6 +30,9 @@ from monai.transforms import Activationsd, AsDiscreted, Compose
 from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
+from medsynth.engines.checkpoint import unwrap_network
+from medsynth.networks.classifiers import head_parameters, set_backbone_trainable
+
 logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adam", "sgd")
@@ -87,7 +90,7 @@ class KeepBest:
 
     def __init__(self, network: nn.Module, metric: str = VAL_METRIC) -> None:
         self.network, self.metric = network, metric
-        self.best, self.epoch, self.state = -np.inf, 0, copy.deepcopy(_bare(network).state_dict())
+        self.best, self.epoch, self.state = -np.inf, 0, copy.deepcopy(unwrap_network(network).state_dict())
 
     def attach(self, evaluator: SupervisedEvaluator, trainer: SupervisedTrainer, epoch_offset: int = 0) -> None:
         evaluator.add_event_handler(Events.EPOCH_COMPLETED,
@@ -97,27 +100,11 @@ class KeepBest:
         value = float(evaluator.state.metrics.get(self.metric, np.nan))
         if np.isfinite(value) and value > self.best:
             self.best, self.epoch = value, epoch
-            self.state = copy.deepcopy(_bare(self.network).state_dict())
+            self.state = copy.deepcopy(unwrap_network(self.network).state_dict())
 
     def restore(self) -> nn.Module:
-        _bare(self.network).load_state_dict(self.state)
+        unwrap_network(self.network).load_state_dict(self.state)
         return self.network
-
-
-def _bare(network: nn.Module) -> nn.Module:
-    return network.module if hasattr(network, "module") else network
-
-
-def set_backbone_trainable(network: nn.Module, trainable: bool) -> None:
-    from medsynth.networks.classifiers import set_backbone_trainable as _set
-
-    _set(_bare(network), trainable)
-
-
-def head_parameters(network: nn.Module) -> list[nn.Parameter]:
-    from medsynth.networks.classifiers import head_parameters as _head
-
-    return _head(_bare(network))
 
 
 def _evaluator(network: nn.Module, val_loader: DataLoader, num_classes: int, device, amp: bool,
@@ -145,7 +132,7 @@ def train_stage(network: nn.Module, train_loader: DataLoader, val_loader: DataLo
         epoch_hook: called with the trainer at every epoch start (a distributed sampler's ``set_epoch``).
         inferer: MONAI inferer of training and validation (``SimpleInferer`` when None).
     """
-    keep = KeepBest(network)
+    keep, bare = KeepBest(network), unwrap_network(network)
     runs = [(max_epochs, None, 1.0)]
     if freeze_epochs > 0:
         runs = [(min(freeze_epochs, max_epochs), "head", 1.0), (max_epochs - freeze_epochs, "all", finetune_lr_factor)]
@@ -154,8 +141,8 @@ def train_stage(network: nn.Module, train_loader: DataLoader, val_loader: DataLo
         if epochs <= 0:
             continue
         if part is not None:
-            set_backbone_trainable(network, part == "all")
-        params = head_parameters(network) if part == "head" else [p for p in network.parameters() if p.requires_grad]
+            set_backbone_trainable(bare, part == "all")
+        params = head_parameters(bare) if part == "head" else [p for p in network.parameters() if p.requires_grad]
         trainer, evaluator = _engines(network, train_loader, val_loader, num_classes, optimizer(params, lr_factor),
                                       loss_function, epochs, patience, device, amp, summary_writer, log_interval,
                                       inferer)
@@ -165,7 +152,7 @@ def train_stage(network: nn.Module, train_loader: DataLoader, val_loader: DataLo
         trainer.run()
         done += trainer.state.epoch
     if freeze_epochs > 0:
-        set_backbone_trainable(network, True)
+        set_backbone_trainable(bare, True)
     if not np.isfinite(keep.best):
         raise RuntimeError("validation ROC-AUC was never defined: the validation split needs images of every class")
     return keep.restore(), {"best_metric": keep.best, "best_epoch": keep.epoch, "epochs": done}

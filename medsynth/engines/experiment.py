@@ -180,7 +180,9 @@ class ClassifierExperiment:
         model = network
         if self.distributed:
             device_ids = [self.device] if self.device.type == "cuda" else None
-            model = nn.parallel.DistributedDataParallel(network, device_ids=device_ids)
+            # a frozen backbone gets no gradients in the head-only epochs: DDP must not wait for them
+            model = nn.parallel.DistributedDataParallel(network, device_ids=device_ids,
+                                                        find_unused_parameters=self.freeze_epochs > 0)
         labels = [it["label"] for it in stage.training]
         loader = training_loader(self._dataset(stage.training, stage.augment, seed), labels, self.batch_size,
                                  oversample=stage.rebalance == "oversample", seed=seed, num_workers=self.num_workers,
@@ -245,7 +247,7 @@ class ClassifierExperiment:
                  "best_epoch": info["best_epoch"], "epochs_run": info["epochs"], "datalist": str(self.data.path),
                  "synthetic_datalist": None if self.synthetic_path is None else str(self.synthetic_path)}
         out.write_metrics_json(folder / "metrics.json", report, extra)
-        (folder / "metrics.md").write_text(f"# {arm}, seed {seed}, {stage.name}\n\n{out.metrics_table(report)}\n")
+        out.write_text(folder / "metrics.md", f"# {arm}, seed {seed}, {stage.name}\n\n{out.metrics_table(report)}\n")
         plots.plot_roc(folder / "roc.png", test_y, test_probs, self.classes, self.positive)
         plots.plot_pr(folder / "pr.png", test_y, test_probs, self.classes, self.positive)
         plots.plot_confusion(folder / "confusion.png", report["confusion_matrix"], self.classes)
@@ -267,7 +269,7 @@ class ClassifierExperiment:
             positive = per_seed[self.seeds[0]][stages[0]]["positive_class"]
             lines += ["## Mean +- sd over seeds", "", out.seeds_table({f"{arm}/{s}": aggregate[s] for s in stages},
                                                                        positive_class=positive)]
-        (folder / "metrics.md").write_text("\n".join(lines) + "\n")
+        out.write_text(folder / "metrics.md", "\n".join(lines) + "\n")
 
     def _export(self, arm: str, seed: int, network: nn.Module, reports: dict) -> None:
         stage, report = list(reports.items())[-1]
@@ -285,9 +287,7 @@ class ClassifierExperiment:
 
 def _write_json(path: Path, obj: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    out.write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def scored_runs(output_dir: str | os.PathLike) -> dict[str, dict[int, Path]]:
@@ -337,7 +337,7 @@ def write_comparison(output_dir: str | os.PathLike, n_resamples: int = 1000) -> 
         positive = _load_run(next(iter(runs[BASELINE].values())))["report"].get("positive_class")
         lines += ["## Mean +- sd over seeds", "", out.seeds_table(aggregates, positive_class=positive), ""]
     _write_json(output_dir / "comparison.json", {"baseline": BASELINE, "seeds": result})
-    (output_dir / "comparison.md").write_text("\n".join(lines))
+    out.write_text(output_dir / "comparison.md", "\n".join(lines))
     return result
 
 

@@ -101,5 +101,5 @@ class PredictionWriter:
             report = cls.classification_report(y, probs, self.classes, threshold=self.threshold,
                                                positive=self.positive, n_resamples=self.n_resamples, seed=self.seed)
             out.write_metrics_json(self.output_dir / "metrics.json", report, {"threshold_chosen_on": "validation"})
-            (self.output_dir / "metrics.md").write_text(out.metrics_table(report) + "\n")
+            out.write_text(self.output_dir / "metrics.md", out.metrics_table(report) + "\n")
         logger.info("wrote predictions of %d images to %s", len(probs), self.output_dir)

@@ -47,13 +47,15 @@ def test_cdcgan_trains_with_two_processes(tiny_sets, tmp_path):
 
 
 def test_classifier_trains_with_two_processes(tmp_path):
-    """Two gloo processes train DDP copies on halves of the data; both stop together and rank 0 alone writes."""
+    """Two gloo processes train DDP copies on halves of the data (the freeze schedule included: frozen layers get
+    no gradients); both stop together and rank 0 alone writes."""
     from medsynth.data.embedded import demo_datalist
 
     skin = demo_datalist("skin", n=120, root=tmp_path / "skin")
     out = tmp_path / "train"
     result = _torchrun("classifier", tmp_path, {**TINY_CLS, "datalist": skin, "output_dir": out,
-                                                "arm": "real,rebalance", "rebalance": "oversample"})
+                                                "arm": "real,rebalance", "rebalance": "oversample",
+                                                "freeze_epochs": 1})  # head alone, then all layers
     # each rank reads half the training split per epoch
     n_train = len(load_datalist(skin)["training"])
     per_rank = -(-n_train // 2) // TINY_CLS["batch_size"]
