@@ -277,7 +277,9 @@ class ClassifierExperiment:
         tmp = self.model_path.with_name(self.model_path.name + ".tmp")
         torch.save(network.state_dict(), tmp)
         os.replace(tmp, self.model_path)
-        info = {"arm": arm, "seed": seed, "stage": stage, "classes": self.classes, "threshold": report["threshold"],
+        network_args = dict(getattr(self.network_def, "keywords", {}))  # the bundle's network_factory partial
+        info = {"arm": arm, "seed": seed, "stage": stage, "architecture": network_args.get("name"),
+                "dropout": network_args.get("dropout"), "classes": self.classes, "threshold": report["threshold"],
                 "positive_class": report["positive_class"], "image_size": self.image_size,
                 "intensity_range": self.range, "datalist": str(self.data.path)}
         _write_json(Path(str(self.model_path) + ".json"), info)

@@ -128,8 +128,8 @@ def test_inference_predicts_a_split_and_a_folder_with_the_trained_threshold(skin
     run_workflow(_train(tmp_path, skin))
     info = json.loads((tmp_path / "model.pt.json").read_text())
     trained = _rows(tmp_path / "train" / "real" / "seed_0" / "train" / "predictions.csv")
-    wf = bundle_workflow("classifier", "inference", tmp_path, datalist=skin, output_dir=str(tmp_path / "inf"),
-                         architecture="fracture_cnn")
+    assert info["architecture"] == "fracture_cnn"  # inference builds what training built, unasked
+    wf = bundle_workflow("classifier", "inference", tmp_path, datalist=skin, output_dir=str(tmp_path / "inf"))
     run_workflow(wf)
     rows = _rows(tmp_path / "inf" / "predictions.csv")
     # the exported network and threshold give the training run's test predictions back
@@ -139,7 +139,7 @@ def test_inference_predicts_a_split_and_a_folder_with_the_trained_threshold(skin
     assert json.loads((tmp_path / "inf" / "metrics.json").read_text())["threshold"] == info["threshold"]
     folder = Path(load_datalist(skin)["test"][0]["image"]).parent
     wf = bundle_workflow("classifier", "inference", tmp_path, datalist=skin, input_dir=str(folder),
-                         output_dir=str(tmp_path / "folder"), architecture="fracture_cnn")
+                         output_dir=str(tmp_path / "folder"))
     run_workflow(wf)
     assert len(_rows(tmp_path / "folder" / "predictions.csv")) == len(list(folder.glob("*.png")))
     assert not (tmp_path / "folder" / "metrics.json").exists()
