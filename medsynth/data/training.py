@@ -61,6 +61,11 @@ def gan_transform(modality: str, image_size: int | Sequence[int], window: Sequen
     return image_transform(modality, image_size, window, keys, augment, seed, range=GAN_RANGE)
 
 
+def datalist_channels(datalist: dict) -> int:
+    """Image channels of a datalist: its ``channels``, else 3 for dermoscopy and 1 otherwise."""
+    return int(datalist.get("channels") or _CHANNELS.get(datalist.get("modality", "other"), 1))
+
+
 def preset_for(modality: str, channels: int) -> str:
     """The :func:`~medsynth.data.transforms.load_preset` modality for a datalist's ``modality``: itself, except
     that "other" is read as RGB dermoscopy (8-bit) with 3 channels and as grey X-ray (divided by the stored bit
@@ -127,7 +132,7 @@ class TrainingData:
     @property
     def channels(self) -> int:
         """Image channels: the datalist's ``channels``, else 3 for dermoscopy and 1 otherwise."""
-        return int(self.datalist.get("channels") or _CHANNELS.get(self.modality, 1))
+        return datalist_channels(self.datalist)
 
     @property
     def preset(self) -> str:

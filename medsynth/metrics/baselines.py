@@ -49,7 +49,6 @@ logger = logging.getLogger(__name__)
 
 BASELINES = ("logistic_regression", "svm", "random_forest")
 FEATURES = ("pixels", "pca")
-_CHANNELS = {"dermoscopy": 3}  # as medsynth.data.training: the datalist's "channels", else 3 for dermoscopy, else 1
 N_TREES = 200
 
 
@@ -67,17 +66,12 @@ def _load(datalist: dict | str | os.PathLike) -> tuple[dict, Path | None]:
     return load_datalist(datalist), Path(datalist)
 
 
-def channels_of(datalist: dict) -> int:
-    """Image channels: the datalist's ``channels``, else 3 for dermoscopy and 1 otherwise."""
-    return int(datalist.get("channels") or _CHANNELS.get(datalist.get("modality", "other"), 1))
-
-
 def _item_features(items: Sequence[dict], datalist: dict, image_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Flattened [0, 1] pixels ``(N, C*H*W)`` float32 and labels ``(N,)`` of ``items``."""
-    from medsynth.data.training import preset_for
+    from medsynth.data.training import datalist_channels, preset_for
     from medsynth.data.transforms import load_preset
 
-    channels = channels_of(datalist)
+    channels = datalist_channels(datalist)
     preset = preset_for(datalist.get("modality", "other"), channels)
     transform = load_preset(preset, spatial_size=(image_size, image_size), window=datalist.get("window"),
                             range="unit")
