@@ -59,20 +59,22 @@ def main() -> None:
     args = parser.parse_args()
 
     start = time.perf_counter()
+    model = Path(args.model or REPO / "bundles" / args.bundle / "models" / "model.pt")
     config = ConfigParser()
     config.read_config(str(REPO / "bundles" / args.bundle / "configs" / "inference.yaml"))
     config["bundle_root"] = str(REPO / "bundles" / args.bundle)
+    config["model_path"] = str(model)
     if args.datalist:
         config["datalist"] = args.datalist
     data = config.get_parsed_content("data")
+    info = config.get_parsed_content("generator_info")  # the architecture, from model.pt.json
     network = config.get_parsed_content("network").cpu().eval()
-    model = Path(args.model or REPO / "bundles" / args.bundle / "models" / "model.pt")
     network.load_state_dict(torch.load(model, map_location="cpu", weights_only=True))
-    k = int(config.get_parsed_content("num_classes"))
-    if k < 2:
+    if not info.conditional or len(info.generated_classes) < 2:
         raise SystemExit(f"{args.bundle} generates one class; this check needs a class-conditional generator")
+    k = len(info.generated_classes)
 
-    transform = data.transform(config["image_size"])
+    transform = data.transform(info.image_size)
     x_train, y_train = _real(data, "training", transform, args.side)
     x_val, y_val = _real(data, "validation", transform, args.side)
     classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced"))
@@ -83,7 +85,7 @@ def main() -> None:
     print(f"real validation (n={len(y_val)}): balanced accuracy {balanced_accuracy_score(y_val, predicted):.3f}, "
           "recall " + ", ".join(f"{c} {r:.3f}" for c, r in zip(data.classes, recalls, strict=True)))
 
-    latent = int(config["latent_size"])
+    latent = info.latent_size
     print(f"fakes ({args.n} per class) assigned by the real-trained classifier; rows: generated class")
     print("  " + " ".join(f"{c:>12}" for c in ["generated"] + data.classes))
     diagonal = []

@@ -40,6 +40,7 @@ from monai.handlers import CheckpointSaver
 from torch import nn
 from torch.nn.utils import parametrize
 
+from medsynth.engines.distributed import is_rank0
 from medsynth.errors import InputError
 
 FULL_STATE_KEYS = ("g_network", "d_network", "g_optimizer", "d_optimizer", "g_scaler", "d_scaler", "g_ema")
@@ -137,6 +138,8 @@ class AtomicCheckpointSaver(CheckpointSaver):
     ``engine.state.metrics[key_metric_name]`` at every ``EPOCH_COMPLETED`` and raises ``KeyError`` before the
     first value exists; this one waits for it. Between evaluations the metric keeps its last value, which
     ignite's ``Checkpoint`` does not save again (it saves only a strictly better score).
+
+    Under ``torch.distributed`` it attaches on rank 0 alone, so every rank may be given the same configuration.
     """
 
     def __init__(self, save_dir: str, save_dict: dict, **kwargs: Any):
@@ -146,6 +149,11 @@ class AtomicCheckpointSaver(CheckpointSaver):
         for ckpt in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
             if ckpt is not None:
                 ckpt.save_handler = _DeferredRemoveSaver(ckpt.save_handler)
+
+    def attach(self, engine: Any) -> None:
+        """Attach on rank 0 only: one process writes the checkpoints of a distributed run."""
+        if is_rank0():
+            super().attach(engine)
 
     def metrics_completed(self, engine: Any) -> None:
         """Save the best checkpoint by the key metric, once the metric has a value (see the class docstring)."""

@@ -4,8 +4,8 @@ Adversarial losses say little about sample quality, and the last epoch's generat
 run needs a quality measure it can act on. :class:`FIDHandler` measures the (EMA) generator's FID against a
 held-out real split every ``interval`` epochs (or iterations) and puts it in ``engine.state.metrics``, where
 MONAI's ``CheckpointSaver(save_key_metric=True, key_metric_name="fid", key_metric_negative_sign=True)`` keeps the
-best checkpoint. :class:`GeneratorExportHandler` then writes ``models/model.pt`` at the end of training: the
-generator alone, from that best checkpoint when there is one, with spectral norm baked into plain weights.
+best checkpoint. :class:`~medsynth.engines.export_handler.GeneratorExportHandler` then writes ``models/model.pt``
+at the end of training: the generator alone, from that best checkpoint when there is one.
 
 **Order matters.** ignite runs the handlers of one event in the order they were attached, and a MONAI bundle
 attaches ``train#handlers`` in list order: list the ``FIDHandler`` *before* the checkpoint saver, or the saver
@@ -31,15 +31,13 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import chain
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
-from ignite.engine import Engine, Events
-from monai.handlers import CheckpointSaver
+from ignite.engine import Engine
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from medsynth.engines.checkpoint import best_checkpoint, export_generator, unwrap_network
 from medsynth.engines.handlers import PeriodicHandler, eval_mode, is_rank0, sampling_network
 from medsynth.metrics.features import Features, RandomCNNExtractor, features_of_tensors
 from medsynth.metrics.fid import frechet_distance_from_features
@@ -267,76 +265,3 @@ def _extractor_name(extractor: nn.Module | str) -> str:
 
 def _device(network: nn.Module) -> torch.device:
     return next(chain(network.parameters(), network.buffers()), torch.empty(0)).device
-
-
-class ExportedGenerator(NamedTuple):
-    """What :class:`GeneratorExportHandler` wrote: the file, its source checkpoint (None: the live engine), the
-    network (``"g_ema"`` or ``"g_network"``) and its metric value (None when unknown)."""
-
-    path: Path
-    checkpoint: Path | None
-    network: str
-    metric: float | None
-
-
-class GeneratorExportHandler:
-    """At ``Events.COMPLETED``, write the generator alone to ``path``, baked for a network without spectral norm.
-
-    Args:
-        path: the file, ``models/model.pt`` in a bundle (``torch.load(weights_only=True)`` gives its state dict).
-        checkpoint_saver: a saver built with ``save_key_metric=True``: when it has written a best checkpoint,
-            that checkpoint's generator is exported (its ``ema_key`` entry when present and ``use_ema``, else
-            ``key``). Without one (or before the first metric), the engine's current generator is.
-        use_ema: prefer the EMA generator (checkpoint entry ``ema_key``, or ``engine.g_ema``).
-        key, ema_key: the generator entries of the checkpoint (as written by ``full_state``).
-        metric_name: ``engine.state.metrics`` key reported in the log when exporting the live generator.
-
-    The chosen state is loaded into a deep copy of the engine's (unwrapped) generator and its parametrizations
-    (spectral norm) are baked into plain weights (:func:`~medsynth.engines.checkpoint.bake_parametrizations`),
-    so ``model.pt`` loads into the generator built with ``spectral_norm=False`` and gives the same eval-mode
-    outputs. Only rank 0 writes. ``exported`` holds an :class:`ExportedGenerator` afterwards.
-    """
-
-    def __init__(self, path: str | os.PathLike = "models/model.pt", checkpoint_saver: CheckpointSaver | None = None,
-                 use_ema: bool = True, key: str = "g_network", ema_key: str = "g_ema",
-                 metric_name: str = "fid") -> None:
-        self.path, self.checkpoint_saver, self.use_ema = Path(path), checkpoint_saver, use_ema
-        self.key, self.ema_key, self.metric_name = key, ema_key, metric_name
-        self.exported: ExportedGenerator | None = None
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.COMPLETED, self)
-
-    def __call__(self, engine: Engine) -> None:
-        if not is_rank0():
-            return
-        self.export(engine)
-
-    def export(self, engine: Engine) -> ExportedGenerator:
-        """Write ``path`` from the best checkpoint, or from the live generator when there is none; log which."""
-        best = best_checkpoint(self.checkpoint_saver) if self.checkpoint_saver is not None else None
-        if best is not None and not best.path.is_file():
-            logger.warning("best checkpoint %s is gone; exporting the current generator instead", best.path)
-            best = None
-        if best is None:
-            ema = getattr(engine, "g_ema", None)
-            network = self.ema_key if ema is not None and self.use_ema else self.key
-            export_generator(sampling_network(engine, self.use_ema), self.path)
-            self.exported = ExportedGenerator(self.path, None, network, engine.state.metrics.get(self.metric_name))
-            logger.info("exported the current %s (last %s: %s) to %s", network, self.metric_name,
-                        self.exported.metric, self.path)
-            return self.exported
-        ckpt = torch.load(best.path, map_location="cpu", weights_only=True)
-        if not isinstance(ckpt, dict) or (self.key not in ckpt and self.ema_key not in ckpt):
-            names = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
-            raise ValueError(f"{best.path} holds no generator under {self.key!r} or {self.ema_key!r} (has {names})")
-        network = self.ema_key if self.use_ema and ckpt.get(self.ema_key) is not None else self.key
-        like = unwrap_network(engine.g_network)  # the architecture; export_generator loads into a copy of it
-        export_generator(ckpt, self.path, self.key, ema_key=self.ema_key, use_ema=self.use_ema, like=like)
-        self.exported = ExportedGenerator(self.path, best.path, network, best.metric)
-        trainer = ckpt.get("trainer") if isinstance(ckpt.get("trainer"), dict) else {}
-        # ignite's engine state_dict holds iteration and epoch_length, not the epoch
-        epoch = trainer["iteration"] // trainer["epoch_length"] if trainer.get("epoch_length") else None
-        logger.info("exported %s of the best checkpoint %s (epoch %s, key metric %s) to %s", network, best.path,
-                    epoch, best.metric, self.path)
-        return self.exported

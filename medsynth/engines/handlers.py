@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from ignite.engine import Engine, Events
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
 
 from medsynth.engines.checkpoint import unwrap_network
+from medsynth.engines.distributed import is_rank0
 
 UNCONDITIONAL_ROWS = 4  # rows of ``samples_per_class`` images drawn for an unconditional generator
 
@@ -90,11 +90,6 @@ def make_grid_image(images: Tensor, nrow: int, row_labels: Sequence[str] | None 
         top = padding + r * (h + padding) + (h - text_bottom - text_top) // 2  # centred on the row
         draw.text((padding, top), str(text), fill=white, font=font)
     return labelled
-
-
-def is_rank0() -> bool:
-    """True outside ``torch.distributed`` and on its rank 0: where logging, files and evaluation happen."""
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 class PeriodicHandler:

@@ -50,8 +50,8 @@ def test_bundle_trains_and_generates(name, tiny_sets, tmp_path):
     state = torch.load(model, weights_only=True)
     assert not any("parametrizations" in k for k in state), "spectral norm is baked into plain weights"
 
-    sizes = {k: TINY[k] for k in GENERATOR_KEYS}
-    run_workflow(bundle_workflow(name, "inference", tmp_path, datalist=str(datalist), num_per_class=3, **sizes))
+    # no sizes and no datalist: inference reads both from model.pt.json
+    run_workflow(bundle_workflow(name, "inference", tmp_path, num_per_class=3))
     synthetic = load_datalist(tmp_path / "synthetic" / "datalist.json")
     real = load_datalist(datalist)
     assert synthetic["source"] == "synthetic" and synthetic["classes"] == real["classes"]
@@ -80,7 +80,7 @@ def test_ckpt_export_of_model_pt(tiny_sets, tmp_path):
     sizes = {k: TINY[k] for k in GENERATOR_KEYS}
     ckpt_export(net_id="network_def", filepath=str(tmp_path / "model.ts"), ckpt_file=str(tmp_path / "model.pt"),
                 meta_file=str(configs / "metadata.json"), config_file=str(configs / "inference.yaml"),
-                datalist=str(tiny_sets["skin"]), **sizes)
+                model_path=str(tmp_path / "model.pt"))  # the architecture comes from model.pt.json
     scripted = torch.jit.load(str(tmp_path / "model.ts"))
     eager = Generator(channels=3, num_classes=2, **sizes)
     eager.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))

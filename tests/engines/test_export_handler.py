@@ -11,7 +11,7 @@ from torch.nn.utils import parametrize
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from medsynth.engines.checkpoint import AtomicCheckpointSaver, bake_parametrizations, export_generator, full_state
-from medsynth.engines.fid_handler import GeneratorExportHandler
+from medsynth.engines.export_handler import GeneratorExportHandler
 from medsynth.engines.gan_trainer import ConditionalGanTrainer
 from medsynth.networks.dcgan import Discriminator, Generator
 from tests.engines.test_gan_trainer import LATENT, SIZE, CountingLoader

@@ -126,8 +126,10 @@ def test_tensorboard_image_and_stock_scalars(tmp_path):
 
 
 def test_only_rank_zero_renders(tmp_path, monkeypatch):
-    monkeypatch.setattr(handlers.dist, "is_initialized", lambda: True)
-    monkeypatch.setattr(handlers.dist, "get_rank", lambda: 1)
+    from medsynth.engines import distributed
+
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.dist, "get_rank", lambda: 1)
     SampleGridHandler(str(tmp_path / "grids"))(build_trainer())
     assert not (tmp_path / "grids").exists()
 
