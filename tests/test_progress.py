@@ -112,6 +112,10 @@ def test_synthetic_set_bar_counts_the_images_and_closes_when_done_or_failed(tmp_
         engine.run()
     assert len(made) == 2 and made[1].n == 8 and closed(made[1])
 
+    unexpected = make_writer(tmp_path, tmp_path / "other", "xray", checkpoint=fake_checkpoint(tmp_path, generator))
+    evaluator(generator, LatentDataset({1: 5}, latent_size=8), unexpected).run()  # no counts: the dataset's length
+    assert (made[2].total, made[2].n) == (5, 5) and closed(made[2])
+
 
 def test_demo_writer_bar_over_the_cases(tmp_path, bars):
     try:  # the module may move to medsynth.demo.writer

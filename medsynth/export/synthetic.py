@@ -367,7 +367,7 @@ class SyntheticSetWriter:
 
     def _started(self, engine: Engine) -> None:
         self._close_bar()
-        total = sum(self.counts.values()) if self.counts is not None else None
+        total = sum(self.counts.values()) if self.counts is not None else _length(engine.state.dataloader)
         self._bar = progress(total=total, desc=f"synthetic set ({self.output_dir.name})", unit="img")
 
     def _close_bar(self) -> None:
@@ -387,3 +387,11 @@ class SyntheticSetWriter:
         self._close_bar()
         self.abort()
         raise error
+
+
+def _length(loader: object) -> int | None:
+    """Items in a loader's dataset (a LatentDataset: the images to write), or None when it has no length."""
+    try:
+        return len(loader.dataset)  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):
+        return None
