@@ -24,6 +24,7 @@ from medsynth import __version__
 from medsynth.data.phantoms import DEFAULT_DIFFICULTY
 from medsynth.data.phantoms_ct import CT_SHAPE, CT_SPACING, LIVER_CLASSES
 from medsynth.errors import InputError
+from medsynth.progress import progress
 
 DEMO_DEFAULTS: dict[str, dict] = {
     # ISIC 2020 study ratio: 7.5 benign per malignant lesion.
@@ -256,7 +257,7 @@ def _write_skin_set(root: Path, counts: dict[str, int], seed: int, difficulty: f
     ]
     size = DEMO_DEFAULTS["skin"]["image_size"][0]
     rows = []
-    for i, (c, k) in enumerate(items):
+    for i, (c, k) in enumerate(progress(items, desc="demo skin images", unit="img")):
         image, _ = skin_lesion(item_rng(seed, "skin", c, k), bool(c), size, difficulty, tones[patient[i]])
         name = f"ISIC_{names[i]:07d}"
         _save_png(image, root / "images" / f"{name}.png")
@@ -277,7 +278,7 @@ def _write_xray_set(root: Path, counts: dict[str, int], seed: int, difficulty: f
     size = DEMO_DEFAULTS["xray"]["image_size"][0]
     anatomy = [bone_anatomy(_patient_rng(seed, "xray", p), size) for p in range(patient.max() + 1)]
     rows = []
-    for i, (c, k) in enumerate(items):
+    for i, (c, k) in enumerate(progress(items, desc="demo x-rays", unit="img")):
         rng = item_rng(seed, "xray", c, k)
         image, _ = bone_radiograph(rng, bool(c), size, difficulty, anatomy[patient[i]])
         photometric = ("MONOCHROME1", "MONOCHROME2")[int(rng.integers(2))]
@@ -338,7 +339,7 @@ def _write_ct_set(root: Path, counts: dict[str, int], seed: int, difficulty: flo
     patient = _group_patients(assign, len(items), (0.1, 0.2, 0.3, 0.4))
     shape, spacing = DEMO_DEFAULTS["ct"]["image_size"], DEMO_DEFAULTS["ct"]["spacing"]
     origin, rows = ct_origin(shape, spacing), []
-    for p in range(patient.max() + 1):
+    for p in progress(range(patient.max() + 1), desc="demo CT volumes", unit="volume"):
         pid, rng = f"CT_P{p:04d}", _patient_rng(seed, "ct", p)
         labels = [classes[items[i][0]] for i in rng.permutation(np.flatnonzero(patient == p))]
         volume, mask, lesions = liver_ct(rng, labels, shape, spacing, difficulty)

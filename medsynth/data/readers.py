@@ -31,14 +31,16 @@ import logging
 import os
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
 import pydicom
-from monai.data import ITKReader, NibabelReader, PILReader, PydicomReader
+from monai.data import ImageReader, ITKReader, NibabelReader, PILReader, PydicomReader
 from monai.transforms import LoadImage
+from monai.utils import ensure_tuple
 from PIL import Image
 from pydicom.pixels import get_decoder
 
@@ -73,6 +75,54 @@ def image_kind(path: str | os.PathLike) -> str | None:
     if kind is None and pydicom.misc.is_dicom(path):  # DICOM files often have no suffix (IM0001, UIDs)
         kind = "dicom"
     return kind
+
+
+class SuffixReader(ImageReader):
+    """A MONAI reader that hands each file to the reader of its kind (:func:`image_kind`), never trying others.
+
+    ``LoadImage(reader=[...])`` tries the given readers in turn (the last one first) and logs ``"<Reader>: unable
+    to load <file>."`` plus a blank line for every reader that fails, so a PNG in an X-ray preset went through
+    ``PydicomReader`` first, once per file and epoch. Here the file decides: ``readers`` maps ``"pil"``,
+    ``"nifti"`` and ``"dicom"`` (also a folder: a DICOM series) to a reader instance; a file of another kind is
+    refused (:meth:`verify_suffix` False, :meth:`read` raises ValueError, and ``LoadImage`` then falls back to its
+    default readers). ``read`` returns ``(reader, image object)``, so one instance is safe across threads.
+    """
+
+    def __init__(self, readers: Mapping[str, ImageReader]) -> None:
+        unknown = sorted(set(readers) - set(_READERS))
+        if unknown or not readers:
+            raise ValueError(f"readers must map some of {', '.join(_READERS)} to a reader, got {sorted(readers)}")
+        self.readers = dict(readers)
+
+    def reader_for(self, filename: Sequence[str | os.PathLike] | str | os.PathLike) -> ImageReader | None:
+        """The reader of ``filename`` (all files of a list must be of one kind), or None."""
+        kinds = {_file_kind(name) for name in ensure_tuple(filename)}
+        return self.readers.get(kinds.pop()) if len(kinds) == 1 else None
+
+    def verify_suffix(self, filename: Sequence[str | os.PathLike] | str | os.PathLike) -> bool:
+        return self.reader_for(filename) is not None
+
+    def read(self, data: Sequence[str | os.PathLike] | str | os.PathLike, **kwargs) -> tuple[ImageReader, Any]:
+        reader = self.reader_for(data)
+        if reader is None:
+            names = ", ".join(str(n) for n in ensure_tuple(data))
+            raise ValueError(f"{names}: no reader for this file type here (readers: {', '.join(self.readers)}; "
+                             f"suffixes: {', '.join(IMAGE_SUFFIXES)})")
+        return reader, reader.read(data, **kwargs)
+
+    def get_data(self, img: tuple[ImageReader, Any]) -> tuple[np.ndarray, dict]:
+        reader, obj = img
+        return reader.get_data(obj)
+
+
+def _file_kind(path: str | os.PathLike) -> str | None:
+    """:func:`image_kind`, with a folder as a DICOM series and an unreadable file as None."""
+    if os.path.isdir(path):
+        return "dicom"
+    try:
+        return image_kind(path)
+    except OSError:
+        return None
 
 
 def read_image(path: str | os.PathLike, *, expect_spatial_dims: int = 2) -> tuple[np.ndarray, dict]:

@@ -39,6 +39,8 @@ from monai.transforms import (
 )
 from monai.utils import convert_to_tensor
 
+from medsynth.data.readers import SuffixReader
+
 PRESETS = ("ct", "dermoscopy", "xray")
 RANGES = ("unit", "symmetric", "imagenet")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -204,14 +206,16 @@ def load_preset(
         range: ``"unit"`` [0, 1], ``"symmetric"`` [-1, 1], or for dermoscopy ``"imagenet"``.
         bits: X-ray only: overrides the bit depth read from the file.
 
-    Readers: CT tries NIfTI then pydicom (2D DICOM, rescale -> HU); dermoscopy PIL converted to RGB;
-    X-ray pydicom with full metadata, then MONAI's defaults (PIL for PNG). Resizing is
+    Readers, chosen by the file (:class:`~medsynth.data.readers.SuffixReader`, so no reader is tried and fails
+    first): CT NIfTI or pydicom (2D DICOM, rescale -> HU); dermoscopy PIL converted to RGB; X-ray PIL for PNG/JPG,
+    pydicom with full metadata for DICOM. Resizing is
     :class:`ResizeAntialiased` (bilinear, anti-aliased when shrinking). Meta is dropped at the end.
     """
     _check(modality, range)
     keys = list(keys)
-    readers = {"ct": [PydicomReader(), NibabelReader()], "dermoscopy": [PILReader(converter=to_rgb)],
-               "xray": [PILReader(), PydicomReader(prune_metadata=False)]}[modality]
+    readers = {"ct": [SuffixReader({"dicom": PydicomReader(), "nifti": NibabelReader()})],
+               "dermoscopy": [PILReader(converter=to_rgb)],
+               "xray": [SuffixReader({"pil": PILReader(), "dicom": PydicomReader(prune_metadata=False)})]}[modality]
     return Compose([
         LoadImaged(keys, reader=readers, image_only=True),
         EnsureChannelFirstd(keys),

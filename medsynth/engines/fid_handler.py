@@ -75,8 +75,11 @@ class FIDHandler(PeriodicHandler):
         extractor: an ``nn.Module`` with ``in_channels``, ``input_size`` and ``forward(x in [0, 1]) -> (features,
             logits)`` (see :mod:`medsynth.metrics.features`), or ``"random"`` (``RandomCNNExtractor(seed=0)``
             with the real images' channel count) or ``"inception"`` (``fid_inception(weights)`` of
-            :mod:`medsynth.metrics.inception`; raises ``MissingWeightsError`` on the first call when absent).
+            :mod:`medsynth.metrics.inception`).
         weights: the Inception weights file for ``"inception"`` (else ``$MEDSYNTH_FID_WEIGHTS``, the hub cache).
+            Resolved here, when the handler is built (so a bundle fails at start, not after ``interval`` epochs):
+            ``MissingWeightsError`` names the file, the paths tried and how to get it. The network itself is built
+            on the first evaluation.
         num_samples: fakes per evaluation (see the module docstring on small-sample bias).
         interval, epoch_level: when to evaluate (``Events.EPOCH_COMPLETED(every=interval)`` by default).
         batch_size: fakes per generator call; also the batch size for a ``Dataset`` ``real_data``.
@@ -108,6 +111,10 @@ class FIDHandler(PeriodicHandler):
             raise ValueError(f"unknown extractor {extractor!r}; choose one of {', '.join(EXTRACTORS)} or pass a module")
         if isinstance(extractor, nn.Module) and not all(hasattr(extractor, a) for a in ("in_channels", "input_size")):
             raise TypeError(f"extractor {type(extractor).__name__} needs `in_channels` and `input_size` attributes")
+        if isinstance(extractor, str) and extractor == "inception":  # fail now; the network is built lazily
+            from medsynth.metrics.inception import resolve_fid_weights
+
+            weights = resolve_fid_weights(weights)
         self.real_data, self.extractor, self.weights = real_data, extractor, weights
         self.num_samples, self.interval, self.epoch_level = num_samples, interval, epoch_level
         self.batch_size, self.seed, self.use_ema, self.metric_name = batch_size, seed, use_ema, metric_name

@@ -20,10 +20,14 @@ once per optimiser step (``n_critic`` discriminator steps, then one generator st
 the generator step and the EMA update, with ``engine.state.output`` holding the full result (so ``postprocessing``
 and ``decollate`` run, unlike in ``GanTrainer``).
 
-**Output**: a dict with the :data:`SCALAR_KEYS` as Python floats (discriminator values are means over the
-``n_critic`` steps) plus ``reals`` and ``fakes`` ``(B, C, H, W)``, detached. ``d_loss`` and ``g_loss`` are the
+**Output**: a dict with the scalars this configuration computes (:attr:`ConditionalGanTrainer.scalar_keys`,
+in :data:`SCALAR_KEYS` order) as Python floats (discriminator values are means over the ``n_critic`` steps) plus
+``reals`` and ``fakes`` ``(B, C, H, W)``, detached. ``g_loss``, ``d_loss``, ``d_real``, ``d_fake``, ``lr_g`` and
+``lr_d`` are always there; ``gp`` and ``grad_norm`` only with a gradient penalty (weight > 0); ``aux_loss_d`` and
+``aux_loss_g`` only when the discriminator has an auxiliary class head (returns ``(logits, class_logits)``) and
+``aux_weight > 0``. So a plain DCGAN logs no ``gp 0.0`` or ``grad_norm nan``. ``d_loss`` and ``g_loss`` are the
 full objectives (adversarial + gradient penalty + AC-GAN term). Keep ``decollate=False`` (the default here) for
-``StatsHandler(output_transform=lambda x: {k: x[k] for k in SCALAR_KEYS})``.
+``StatsHandler(output_transform=scalars)`` (:func:`scalars`).
 
 **AMP**: forward passes run under ``torch.autocast(device.type, enabled=amp, **amp_kwargs)`` (bfloat16 on CPU);
 each optimiser has its own ``torch.amp.GradScaler``, enabled only for ``amp`` on CUDA. The gradient penalty runs
@@ -57,8 +61,18 @@ from medsynth.losses import (
 SCALAR_KEYS: tuple[str, ...] = (
     "g_loss", "d_loss", "d_real", "d_fake", "gp", "grad_norm", "aux_loss_d", "aux_loss_g", "lr_g", "lr_d",
 )
+"""Every scalar name the trainer can output; a given configuration outputs a subset (``scalar_keys``)."""
 CLASS_SAMPLINGS: tuple[str, ...] = ("uniform", "minority", "data")
 _STATE_KEYS = ("g_network", "g_optimizer", "g_scaler", "g_ema", "d_network", "d_optimizer", "d_scaler")
+
+
+def scalars(output: Mapping[str, Any]) -> dict[str, float]:
+    """The entries of a trainer ``output`` whose key is in :data:`SCALAR_KEYS`, in that order.
+
+    The ``output_transform`` of MONAI's ``StatsHandler`` and ``TensorBoardStatsHandler``: they log exactly the
+    scalars the configuration computes (no ``reals``/``fakes`` tensors, no absent keys).
+    """
+    return {key: output[key] for key in SCALAR_KEYS if key in output}
 
 
 class ConditionalGanTrainer(Trainer):
@@ -136,6 +150,7 @@ class ConditionalGanTrainer(Trainer):
         self.n_critic, self.latent_size, self.num_classes = n_critic, int(latent_size), num_classes
         self.class_sampling, self.minority_class, self.aux_weight = class_sampling, minority_class, aux_weight
         self.augment, self.image_key, self.label_key = augment, image_key, label_key
+        self._has_aux_head = _has_class_head(d_network)  # confirmed by the first discriminator output
         self.g_inferer = SimpleInferer() if g_inferer is None else g_inferer
         self.optim_set_to_none = optim_set_to_none
         scaled = amp and self.state.device.type == "cuda"
@@ -146,6 +161,20 @@ class ConditionalGanTrainer(Trainer):
         for key in _STATE_KEYS:
             setattr(self.state, key, getattr(self, key))
         self.state.gan_step = None
+
+    @property
+    def scalar_keys(self) -> tuple[str, ...]:
+        """The :data:`SCALAR_KEYS` this configuration outputs (gradient penalty and AC-GAN terms only when on).
+
+        Whether the discriminator has an auxiliary class head is read from its output at the first step; before
+        that, from its ``classifier`` attribute (``medsynth.networks`` discriminators built with ``aux_classifier``).
+        """
+        off = set()
+        if self.gradient_penalty is None:
+            off |= {"gp", "grad_norm"}
+        if not (self._has_aux_head and self.aux_weight > 0):
+            off |= {"aux_loss_d", "aux_loss_g"}
+        return tuple(key for key in SCALAR_KEYS if key not in off)
 
     def run(self) -> None:  # type: ignore[override]
         """Run training, skipping ``Trainer.run``'s shared, deprecated ``torch.cuda.amp.GradScaler`` (we keep two)."""
@@ -165,9 +194,10 @@ class ConditionalGanTrainer(Trainer):
         g_stats, fakes = engine._generator_step(reals.shape[0], labels)
         if engine.g_ema is not None:
             engine.g_ema.update_parameters(engine.g_network)
-        output = {key: sum(s[key] for s in d_stats) / len(d_stats) for key in d_stats[0]}
-        output.update(g_stats, reals=reals.detach(), fakes=fakes.detach())
-        output.update(lr_g=_lr(engine.g_optimizer), lr_d=_lr(engine.d_optimizer))
+        stats = {key: sum(s[key] for s in d_stats) / len(d_stats) for key in d_stats[0]}
+        stats.update(g_stats, lr_g=_lr(engine.g_optimizer), lr_d=_lr(engine.d_optimizer))
+        output: dict[str, Any] = {key: stats[key] for key in engine.scalar_keys}  # only what this setup computes
+        output.update(reals=reals.detach(), fakes=fakes.detach())
         engine.state.output, engine.state.gan_step = output, None
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         return engine.state.output
@@ -182,6 +212,7 @@ class ConditionalGanTrainer(Trainer):
             reals_in, fakes_in = self._augment(reals), self._augment(fakes.detach())
             real_logits, real_classes = _split(self.d_network(reals_in, labels))
             fake_logits, fake_classes = _split(self.d_network(fakes_in, fake_labels))
+            self._has_aux_head = real_classes is not None
             self.fire_event(IterationEvents.FORWARD_COMPLETED)
             adversarial = self.d_loss_function(real_logits.float(), fake_logits.float())
             aux = self._aux_loss(real_classes, labels) + self._aux_loss(fake_classes, fake_labels)
@@ -298,6 +329,13 @@ def _check_options(loss: str, class_sampling: str, n_critic: int, num_classes: i
 def _split(out: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor | None]:
     """``(logits, class_logits | None)`` from a discriminator's output."""
     return (out[0], out[1]) if isinstance(out, tuple) else (out, None)
+
+
+def _has_class_head(d_network: nn.Module) -> bool:
+    """Whether a (DDP-wrapped) discriminator has an auxiliary class head, by its ``classifier`` attribute."""
+    while isinstance(getattr(d_network, "module", None), nn.Module):
+        d_network = d_network.module
+    return isinstance(getattr(d_network, "classifier", None), nn.Module)
 
 
 def _lr(optimizer: Optimizer) -> float:

@@ -49,6 +49,7 @@ from medsynth.engines.handlers import make_grid_image
 from medsynth.errors import InputError, refuse_output_inside
 from medsynth.export.files import FORMATS, encode_image, file_format
 from medsynth.metrics.inception import sha256_file
+from medsynth.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ class SyntheticSetWriter:
             raise InputError(checkpoint, "generator checkpoint not found")
         self.checkpoint, self.checkpoint_sha256 = checkpoint, sha256_file(checkpoint)
         self.staging = self.output_dir.parent / f".{self.output_dir.name}.partial-{os.getpid()}"
+        self._bar = None  # the progress bar of an ignite run (attach)
         self._reset()
 
     # -- header and output checks -------------------------------------------------------------------------------
@@ -344,10 +346,14 @@ class SyntheticSetWriter:
     # -- ignite ----------------------------------------------------------------------------------------------------
 
     def attach(self, engine: Engine) -> None:
-        """Write at every iteration, publish at completion; discard on ``terminate()`` or an exception (re-raised)."""
+        """Write at every iteration, publish at completion; discard on ``terminate()`` or an exception (re-raised).
+
+        A progress bar over the images written (total: the sum of ``counts``) runs meanwhile, on a terminal only.
+        """
+        engine.add_event_handler(Events.STARTED, self._started)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._iteration_completed)
         engine.add_event_handler(Events.COMPLETED, self._completed)
-        engine.add_event_handler(Events.TERMINATE, lambda _: self.abort())
+        engine.add_event_handler(Events.TERMINATE, lambda _: (self._close_bar(), self.abort()))
         engine.add_event_handler(Events.EXCEPTION_RAISED, self._exception_raised)
 
     def _iteration_completed(self, engine: Engine) -> None:
@@ -355,9 +361,22 @@ class SyntheticSetWriter:
         if not isinstance(batch, Mapping) or not isinstance(output, Mapping):
             raise TypeError("SyntheticSetWriter needs the collated batch and output dicts: run the evaluator with "
                             "decollate=False over a LatentDataset")
-        self.add(output["pred"], batch["label"], batch["index"])
+        paths = self.add(output["pred"], batch["label"], batch["index"])
+        if self._bar is not None:
+            self._bar.update(len(paths))
+
+    def _started(self, engine: Engine) -> None:
+        self._close_bar()
+        total = sum(self.counts.values()) if self.counts is not None else _length(engine.state.dataloader)
+        self._bar = progress(total=total, desc=f"synthetic set ({self.output_dir.name})", unit="img")
+
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     def _completed(self, engine: Engine) -> None:
+        self._close_bar()
         if engine.should_terminate:
             logger.warning("run terminated early: the synthetic set is discarded, %s is unchanged", self.output_dir)
             self.abort()
@@ -365,5 +384,14 @@ class SyntheticSetWriter:
         self.finish()
 
     def _exception_raised(self, engine: Engine, error: BaseException) -> None:
+        self._close_bar()
         self.abort()
         raise error
+
+
+def _length(loader: object) -> int | None:
+    """Items in a loader's dataset (a LatentDataset: the images to write), or None when it has no length."""
+    try:
+        return len(loader.dataset)  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):
+        return None

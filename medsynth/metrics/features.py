@@ -21,12 +21,14 @@ import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import IO
 
 import numpy as np
 import torch
 from torch import nn
 
 from medsynth.metrics.images import load_unit_image, prepare_batch
+from medsynth.progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +150,8 @@ def features_of_tensors(batches: Iterable[torch.Tensor], extractor: nn.Module, *
 
 def extract_features(paths: Sequence[str | os.PathLike], extractor: nn.Module, *,
                      window: Sequence[float] | None = None, legacy: bool = False, batch_size: int = 50,
-                     device: str | torch.device | None = None, progress: bool = True) -> Features:
+                     device: str | torch.device | None = None, progress: bool = True,
+                     progress_file: IO[str] | None = None) -> Features:
     """Features of image files, read and scaled by :func:`~medsynth.metrics.images.load_unit_image`.
 
     Args:
@@ -156,13 +159,12 @@ def extract_features(paths: Sequence[str | os.PathLike], extractor: nn.Module, *
         extractor: see the module docstring.
         window: HU window for CT images; legacy: pytorch-fid's 8-bit pipeline.
         batch_size: images per forward pass; device: default CUDA when available.
-        progress: a tqdm progress bar on stderr (hidden when stderr is not a terminal).
+        progress: a progress bar with a time estimate (:func:`medsynth.progress.progress`) on stderr, shown only
+            when stderr is a terminal; progress_file: the bar's stream instead of stderr.
     """
-    from tqdm.auto import tqdm
-
     chunks = [list(paths[i:i + batch_size]) for i in range(0, len(paths), batch_size)]
-    bar = tqdm(total=len(paths), desc=f"features ({extractor.name})", unit="img",
-               disable=None if progress else True)  # None: shown on a terminal only
+    bar = progress_bar(total=len(paths), desc=f"features ({extractor.name})", unit="img", file=progress_file,
+                       **({} if progress else {"disable": True}))  # shown on a terminal only
 
     def read(chunk: list) -> list[np.ndarray]:
         return [load_unit_image(p, window) for p in chunk]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from monai.engines.utils import IterationEvents
 from monai.handlers import StatsHandler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from medsynth.engines.gan_trainer import SCALAR_KEYS, ConditionalGanTrainer
+from medsynth.engines.gan_trainer import SCALAR_KEYS, ConditionalGanTrainer, scalars
 from medsynth.networks.dcgan import Discriminator, Generator
 from medsynth.networks.wgan import Critic
 
@@ -72,9 +73,11 @@ def test_one_iteration_returns_scalars_and_updates_both_networks():
     g_before, d_before = snapshot(trainer.g_network), snapshot(trainer.d_network)
     trainer.run()
     out = trainer.state.output
-    assert set(SCALAR_KEYS) <= set(out) and all(isinstance(out[k], float) for k in SCALAR_KEYS)
-    assert all(math.isfinite(out[k]) for k in SCALAR_KEYS if k != "grad_norm")
-    assert out["gp"] == 0.0 and math.isnan(out["grad_norm"]) and out["aux_loss_d"] == out["aux_loss_g"] == 0.0
+    computed = ("g_loss", "d_loss", "d_real", "d_fake", "lr_g", "lr_d")  # no gradient penalty, no class head
+    assert trainer.scalar_keys == computed and set(SCALAR_KEYS) & set(out) == set(computed)
+    assert not {"gp", "grad_norm", "aux_loss_d", "aux_loss_g"} & set(out)
+    assert all(isinstance(out[k], float) and math.isfinite(out[k]) for k in computed)
+    assert list(scalars(out)) == list(computed)  # the tensors left out, SCALAR_KEYS order
     assert out["lr_g"] == out["lr_d"] == 1e-3
     assert out["reals"].shape == out["fakes"].shape == (BATCH, 1, SIZE, SIZE)
     assert any(not torch.equal(a, b) for a, b in zip(g_before, trainer.g_network.parameters(), strict=True))
@@ -134,7 +137,8 @@ def test_acgan_aux_loss_trains_the_class_head(aux_weight):
     head = snapshot(d.classifier)
     trainer.run()
     out = trainer.state.output
-    assert (out["aux_loss_d"] > 0) == (out["aux_loss_g"] > 0) == (aux_weight > 0)
+    assert (out.get("aux_loss_d", 0.0) > 0) == (out.get("aux_loss_g", 0.0) > 0) == (aux_weight > 0)
+    assert ("aux_loss_d" in trainer.scalar_keys) == ("aux_loss_g" in out) == (aux_weight > 0)  # reported when on
     changed = any(not torch.equal(a, b) for a, b in zip(head, d.classifier.parameters(), strict=True))
     assert changed == (aux_weight > 0)  # Adam moves nothing on an all-zero gradient
 
@@ -145,6 +149,7 @@ def test_wgan_gp_reports_penalty_and_gradient_norm():
     trainer.run()
     out = trainer.state.output
     assert out["gp"] > 0 and math.isfinite(out["grad_norm"]) and out["grad_norm"] > 0
+    assert {"gp", "grad_norm"} <= set(trainer.scalar_keys) and not {"aux_loss_d", "aux_loss_g"} & set(out)
 
 
 def test_ema_lags_behind_the_generator():
@@ -161,7 +166,7 @@ def test_ema_lags_behind_the_generator():
 
 def test_stock_stats_handler_and_model_completed_once_per_iteration(capsys):
     handler = StatsHandler(name="medsynth.test_gan", iteration_log=True, epoch_log=False, tag_name="loss",
-                           output_transform=lambda x: {k: x[k] for k in SCALAR_KEYS})
+                           output_transform=scalars)
     trainer = build_trainer(iterations=2, train_handlers=[handler])
     counts = {"model": 0, "backward": 0}
     for key, event in (("model", IterationEvents.MODEL_COMPLETED), ("backward", IterationEvents.BACKWARD_COMPLETED)):
@@ -169,7 +174,21 @@ def test_stock_stats_handler_and_model_completed_once_per_iteration(capsys):
     trainer.run()
     assert counts == {"model": 2, "backward": 4}  # one D and one G backward per iteration
     logged = capsys.readouterr()  # StatsHandler prints through its own stream handler
-    assert "g_loss: " in logged.out + logged.err and "grad_norm: nan" in logged.out + logged.err
+    assert "g_loss: " in logged.out + logged.err and "grad_norm" not in logged.out + logged.err
+
+
+def test_stats_handler_logs_only_the_computed_scalars(caplog):
+    """A plain DCGAN logs no ``gp``, ``grad_norm`` or ``aux_loss_*`` (they were ``0.0000`` and ``nan``)."""
+    name = "medsynth.test_gan_scalars"
+    handler = StatsHandler(name=name, iteration_log=True, epoch_log=False, output_transform=scalars)
+    handler.logger.addHandler(caplog.handler)  # MONAI's get_logger does not propagate to the root logger
+    try:
+        build_trainer(iterations=2, train_handlers=[handler]).run()
+    finally:
+        handler.logger.removeHandler(caplog.handler)
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == name)
+    assert logged.count("g_loss: ") == 2 and logged.count("d_real: ") == 2
+    assert not re.search(r"\b(gp|grad_norm|aux_loss_d|aux_loss_g)\b", logged), logged
 
 
 def test_fixed_seed_runs_are_identical():

@@ -12,7 +12,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.tensorboard import SummaryWriter
 
 from medsynth.engines import handlers
-from medsynth.engines.gan_trainer import SCALAR_KEYS
+from medsynth.engines.gan_trainer import scalars
 from medsynth.engines.handlers import UNCONDITIONAL_ROWS, SampleGridHandler, make_grid_image
 from tests.engines.test_gan_trainer import SIZE, build_trainer
 
@@ -110,7 +110,7 @@ def test_ema_generator_used_when_present(tmp_path, use_ema):
 def test_tensorboard_image_and_stock_scalars(tmp_path):
     writer = SummaryWriter(log_dir=str(tmp_path / "tb"))
     stats = TensorBoardStatsHandler(summary_writer=writer, iteration_log=True, epoch_log=False,
-                                    output_transform=lambda x: {k: x[k] for k in SCALAR_KEYS})
+                                    output_transform=scalars)
     grid = SampleGridHandler(str(tmp_path / "grids"), interval=1, summary_writer=writer, tag="samples/ema")
     trainer = build_trainer(iterations=2, train_handlers=[stats])
     grid.attach(trainer)
@@ -123,6 +123,22 @@ def test_tensorboard_image_and_stock_scalars(tmp_path):
     images = events.Images("samples/ema")
     with Image.open(tmp_path / "grids" / "samples_latest.png") as latest:
         assert [e.step for e in images] == [1, 2] and (images[-1].width, images[-1].height) == latest.size
+
+
+def test_tensorboard_holds_only_the_computed_scalars(tmp_path):
+    """A plain DCGAN run writes no ``gp``, ``grad_norm`` or ``aux_loss_*`` tag (formerly 0.0 and NaN curves)."""
+    writer = SummaryWriter(log_dir=str(tmp_path))
+    stats = TensorBoardStatsHandler(summary_writer=writer, iteration_log=True, epoch_log=False,
+                                    output_transform=scalars)
+    trainer = build_trainer(iterations=2, train_handlers=[stats])
+    trainer.run()
+    writer.close()
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert tags == set(trainer.scalar_keys) == {"g_loss", "d_loss", "d_real", "d_fake", "lr_g", "lr_d"}
+    assert not tags & {"gp", "grad_norm", "aux_loss_d", "aux_loss_g"}
+    assert [e.step for e in events.Scalars("d_loss")] == [1, 2]
 
 
 def test_only_rank_zero_renders(tmp_path, monkeypatch):
