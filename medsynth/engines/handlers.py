@@ -4,13 +4,9 @@
 show how one set of samples evolves, and writes a labelled PNG (plus ``samples_latest.png``) and, optionally, a
 TensorBoard image. :func:`make_grid_image` is the grid renderer on its own, for inference code.
 
-**Scalars** need no medsynth handler: MONAI's stock handler writes every :data:`SCALAR_KEYS` entry as its own tag
-(``g_loss``, ``d_loss``, ...) at each iteration, with no ``tag_name`` or ``state_attributes`` tweak::
-
-    TensorBoardStatsHandler(log_dir=..., iteration_log=True, epoch_log=False,
-                            output_transform=lambda x: {k: x[k] for k in SCALAR_KEYS})
-
-(keep the trainer's ``decollate=False``, so that ``engine.state.output`` is the dict itself).
+**Scalars** need no medsynth handler: :class:`~medsynth.engines.stats_handler.TrainingLogHandler` attaches MONAI's
+stock ``StatsHandler`` and ``TensorBoardStatsHandler`` over :func:`~medsynth.engines.gan_trainer.scalars` (only
+the scalars the configuration computes), on rank 0 only.
 """
 
 from __future__ import annotations
