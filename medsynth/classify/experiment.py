@@ -21,6 +21,7 @@ prediction files on disk, after checking that both arms predicted the same test 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable
@@ -57,12 +58,16 @@ class ClassifierExperiment:
         spec: every other setting (arms, seeds, synthetic set, epochs, threshold rule, output folder ...),
             checked when it was built.
         inferer: the MONAI inferer of the validation runs (default ``SimpleInferer``).
+        max_epochs: replaces ``spec.max_epochs`` when given. MONAI's bundle workflow requires this key
+            (its ``max_epochs`` property is ``train#trainer#max_epochs``) and may set it.
     """
 
     def __init__(self, data: TrainingData, network_def: Callable[[], nn.Module], optimizer: Callable,
-                 spec: ExperimentSpec, inferer=None) -> None:
+                 spec: ExperimentSpec, inferer=None, max_epochs: int | None = None) -> None:
         if not isinstance(spec, ExperimentSpec):
             raise TypeError(f"spec must be an ExperimentSpec, got {type(spec).__name__}")
+        if max_epochs is not None:
+            spec = dataclasses.replace(spec, max_epochs=max_epochs)
         self.data, self.network_def, self.optimizer, self.spec = data, network_def, optimizer, spec
         self.output_dir, self.arms, self.seeds = spec.output_dir, spec.arms, spec.seed_list
         self.synthetic_path, self.model_path = spec.synthetic_datalist, spec.model_path

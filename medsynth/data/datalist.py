@@ -1,4 +1,4 @@
-"""The datalist JSON: the one currency between medsynth stages (DESIGN.md).
+"""The datalist JSON: the one currency between medsynth stages (docs/architecture.md).
 
 A datalist is MONAI's decathlon layout plus a few top-level keys::
 

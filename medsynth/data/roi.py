@@ -6,7 +6,7 @@ Conventions used throughout:
   affines (see that module). Lesion centroids in manifests are **LPS** mm (DICOM patient coordinates, as
   ``lesions.csv`` of the demo), so x and y flip sign against the affines.
 * ROIs stay in HU (int16 on disk); the display/normalisation window is recorded in the datalist and applied
-  by the CT transform preset (DESIGN.md: CT stays in HU until a declared window).
+  by the CT transform preset: CT stays in HU until a declared window.
 """
 
 from __future__ import annotations

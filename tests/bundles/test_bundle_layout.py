@@ -114,8 +114,8 @@ def test_logging_conf_identical_across_bundles():
 
 
 def test_bone_fracture_override_builds_the_study_networks():
-    """configs/bone_fracture.yaml over the dcgan bundle gives the seed study's Keras GAN, parameter for parameter
-    (3,979,651 and 404,801 in the study's model summaries, at 64x64x3), in training and in inference."""
+    """configs/bone_fracture.yaml over the dcgan bundle gives the bone-fracture study's Keras GAN, parameter for
+    parameter (3,979,651 and 404,801 in the study's model summaries, at 64x64x3), in training and in inference."""
     configs = REPO / "bundles" / "dcgan" / "configs"
     for kind, net_id in (("train", "generator_def"), ("inference", "network_def")):
         parser = ConfigParser()

@@ -1,4 +1,4 @@
-"""Phantoms: shapes, seeding, and the one behaviour each class is defined by (data.md section 2)."""
+"""Phantoms: shapes, seeding, and the one behaviour each class is defined by."""
 
 from __future__ import annotations
 
