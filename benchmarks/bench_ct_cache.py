@@ -80,7 +80,7 @@ def main() -> None:
     import torch
 
     from medsynth.data.datalist import load_datalist
-    from medsynth.data.demo import write_demo_dataset
+    from medsynth.demo.writer import write_demo_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

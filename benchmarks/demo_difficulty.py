@@ -1,6 +1,6 @@
 """How hard are the demo sets? Minority recall and balanced accuracy of two plain classifiers.
 
-For each task and difficulty this writes the demo set (``medsynth.data.demo.write_demo_dataset``) into a
+For each task and difficulty this writes the demo set (``medsynth.demo.writer.write_demo_dataset``) into a
 temporary folder, reads the files back and trains, on patient-grouped 70/30 splits and with no class
 weighting (the imbalance is left in on purpose):
 
@@ -34,7 +34,7 @@ from sklearn.metrics import balanced_accuracy_score, recall_score
 from sklearn.model_selection import GroupShuffleSplit
 from sklearn.preprocessing import StandardScaler
 
-from medsynth.data.demo import DEMO_DEFAULTS, write_demo_dataset
+from medsynth.demo.writer import DEMO_DEFAULTS, write_demo_dataset
 
 
 def _rows(path: Path) -> list[dict]:

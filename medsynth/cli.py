@@ -50,7 +50,7 @@ def _add_split_args(p: argparse.ArgumentParser) -> None:
 
 
 def _demo_data(args: argparse.Namespace) -> Path:
-    from medsynth.data.demo import existing_demo, write_demo_dataset
+    from medsynth.demo.writer import existing_demo, write_demo_dataset
 
     demo = existing_demo(args.task, args.out, n=args.n, seed=args.seed, difficulty=args.difficulty)
     if demo is not None:
@@ -108,7 +108,7 @@ def _report_datalist(run: Callable[[argparse.Namespace], Path]) -> Callable[[arg
 
 
 def _baselines(args: argparse.Namespace) -> Path:
-    from medsynth.metrics.baselines import BASELINES, FEATURES, run_baselines
+    from medsynth.classify.baselines import BASELINES, FEATURES, run_baselines
 
     run_baselines(args.datalist, args.out, names=args.names or BASELINES, features=args.features or FEATURES,
                   image_size=args.image_size, pca_components=args.pca_components, seed=args.seed,

@@ -57,7 +57,7 @@ class SkipLog:
 def refuse_output_inside(output: str | os.PathLike, inputs: Iterable[str | os.PathLike | None]) -> None:
     """Raise :class:`InputError` when ``output`` lies inside (or is) an input folder, or is an input file.
 
-    Outputs never go into the user's data folders (DESIGN.md: never write into input data). An input
+    Outputs never go into the user's data folders: medsynth never writes into input data. An input
     *file* (a CSV manifest) protects only itself, not its whole folder: a manifest often sits in a
     home or project folder that also holds the outputs.
     """

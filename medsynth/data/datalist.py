@@ -1,4 +1,4 @@
-"""The datalist JSON: the one currency between medsynth stages (DESIGN.md).
+"""The datalist JSON: the one currency between medsynth stages (docs/architecture.md).
 
 A datalist is MONAI's decathlon layout plus a few top-level keys::
 
@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import medsynth
 from medsynth.data.splits import DEFAULT_FRACTIONS, SPLITS, assign_splits, find_patient_leaks, parse_fractions
 from medsynth.errors import InputError
+from medsynth.fileio import atomic_write_json
 
 MODALITIES = ("dermoscopy", "ct", "xray", "other")
 PATH_KEYS = ("image", "mask", "volume")  # "volume"/"mask" of a ROI are provenance: only "image" must exist
@@ -69,16 +69,7 @@ def write_datalist(datalist: dict, path: str | os.PathLike) -> Path:
     out = {k: v for k, v in datalist.items() if k not in SPLITS}
     for split in SPLITS:
         out[split] = [_relative_item(item, base) for item in datalist.get(split, [])]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(out, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_json(path, out, indent=1)
 
 
 def _relative_item(item: dict, base: Path) -> dict:

@@ -32,7 +32,7 @@ def demo_datalist(task: str = "skin", *, n: int | None = None, seed: int = 0, di
 
     Generation is guarded by a file lock, so concurrent callers wait for one writer.
     """
-    from medsynth.data.demo import DEMO_DEFAULTS
+    from medsynth.demo.writer import DEMO_DEFAULTS
 
     if task not in DEMO_DEFAULTS:
         raise ValueError(f"unknown demo task {task!r}; choose one of {', '.join(DEMO_DEFAULTS)}")
@@ -50,8 +50,8 @@ def demo_datalist(task: str = "skin", *, n: int | None = None, seed: int = 0, di
 
 def _build(task: str, base: Path, *, n: int | None, seed: int, difficulty: float | None) -> None:
     from medsynth.data.builders import datalist_from_csv, datalist_from_folders
-    from medsynth.data.demo import write_demo_dataset
     from medsynth.data.roi import datalist_from_volumes
+    from medsynth.demo.writer import write_demo_dataset
 
     files, out = base / "files", base / "datalist"
     if not files.exists():

@@ -6,7 +6,7 @@ Conventions used throughout:
   affines (see that module). Lesion centroids in manifests are **LPS** mm (DICOM patient coordinates, as
   ``lesions.csv`` of the demo), so x and y flip sign against the affines.
 * ROIs stay in HU (int16 on disk); the display/normalisation window is recorded in the datalist and applied
-  by the CT transform preset (DESIGN.md: CT stays in HU until a declared window).
+  by the CT transform preset: CT stays in HU until a declared window.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from medsynth.data.datalist import build_datalist, write_datalist
 from medsynth.data.splits import DEFAULT_FRACTIONS
 from medsynth.data.volumes import check_same_geometry, read_volume, to_lps
 from medsynth.errors import InputError, SkipLog, refuse_output_inside
+from medsynth.fileio import atomic_write, atomic_write_text, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -202,10 +203,7 @@ def save_roi(roi: Roi, path: str | os.PathLike) -> Path:
     img.header["descrip"] = b"medsynth lesion ROI, HU"
     img.set_qform(roi.affine, code=1)
     img.set_sform(roi.affine, code=1)
-    tmp = path.with_name(f".{path.name[:-7]}.tmp.nii.gz")
-    nib.save(img, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: nib.save(img, tmp), suffix=".tmp.nii.gz")
 
 
 _CENTROID_COLUMNS = ("centroid_x_mm", "centroid_y_mm", "centroid_z_mm")
@@ -289,7 +287,7 @@ def _row_key(row: _Row, settings: dict) -> str | None:
 def _cached_rois(sidecar: Path, key: str | None) -> list[dict] | None:
     """The sidecar's ROI records when its key matches and every ROI file is as it was written."""
     try:
-        record = json.loads(sidecar.read_text())
+        record = read_json(sidecar)
         if key is None or record["key"] != key:
             return None
         for r in record["rois"]:
@@ -347,9 +345,7 @@ def _row_records(row: _Row, settings: dict, rois_dir: Path, cache: _ReadCache,
         st = save_roi(roi, rois_dir / r["file"]).stat()
         r.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
     if rois:
-        tmp = sidecar.with_name(f".{sidecar.name}.tmp")
-        tmp.write_text(json.dumps({"key": key, "rois": records}))
-        os.replace(tmp, sidecar)
+        atomic_write_text(sidecar, json.dumps({"key": key, "rois": records}))
     return records, not rois
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import os
 import random
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,6 +41,7 @@ from torch.nn.utils import parametrize
 
 from medsynth.engines.distributed import is_rank0
 from medsynth.errors import InputError
+from medsynth.fileio import atomic_write
 
 FULL_STATE_KEYS = ("g_network", "d_network", "g_optimizer", "d_optimizer", "g_scaler", "d_scaler", "g_ema")
 
@@ -358,17 +358,4 @@ def export_generator(
     it is deep-copied, not changed), else the state dict is written as it is.
     """
     state = _generator_state(checkpoint_or_module, key, ema_key, use_ema, like)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))

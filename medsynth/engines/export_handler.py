@@ -9,10 +9,8 @@ was trained on. ``inference.yaml`` reads that file, so no network size is repeat
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,6 +22,7 @@ from medsynth.engines.checkpoint import best_checkpoint, export_generator, unwra
 from medsynth.engines.distributed import is_rank0
 from medsynth.engines.handlers import sampling_network
 from medsynth.export.generator import GeneratorInfo, sidecar_path
+from medsynth.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +73,7 @@ class GeneratorExportHandler:
             return
         self.export(engine)
         if self.info is not None:
-            _write_json(sidecar_path(self.path), self.info.to_json())
+            atomic_write_json(sidecar_path(self.path), self.info.to_json())
 
     def export(self, engine: Engine) -> ExportedGenerator:
         """Write ``path`` from the best checkpoint, or from the live generator when there is none; log which."""
@@ -105,16 +104,3 @@ class GeneratorExportHandler:
                     epoch, best.metric, self.path)
         return self.exported
 
-
-def _write_json(path: Path, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(obj, indent=2) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

@@ -38,7 +38,8 @@ from ignite.engine import Engine
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from medsynth.engines.handlers import PeriodicHandler, eval_mode, is_rank0, sampling_network
+from medsynth.engines.distributed import is_rank0
+from medsynth.engines.handlers import PeriodicHandler, eval_mode, sampling_network
 from medsynth.metrics.features import Features, RandomCNNExtractor, features_of_tensors
 from medsynth.metrics.fid import frechet_distance_from_features
 

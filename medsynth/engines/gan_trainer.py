@@ -1,7 +1,7 @@
 """Conditional GAN trainer on MONAI's ``Trainer``: labels, n_critic fresh batches, AMP, EMA, DiffAugment.
 
 MONAI's ``GanTrainer`` has no labels, no AMP and no resumable state, and its ``d_train_steps`` reuses one batch
-(``shared/reference/monai.md`` §6). :class:`ConditionalGanTrainer` covers DCGAN, cDCGAN (projection or concat
+(MONAI 1.5, ``monai.engines.GanTrainer``). :class:`ConditionalGanTrainer` covers DCGAN, cDCGAN (projection or concat
 discriminator), ACGAN (discriminator returning ``(logits, class_logits)``) and WGAN-GP (``loss="wasserstein"``,
 ``gradient_penalty=10``, ``n_critic=5``) with one short loop.
 

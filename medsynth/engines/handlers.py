@@ -2,7 +2,8 @@
 
 :class:`SampleGridHandler` renders the same latents every ``interval`` iterations (or epochs), so successive grids
 show how one set of samples evolves, and writes a labelled PNG (plus ``samples_latest.png``) and, optionally, a
-TensorBoard image. :func:`make_grid_image` is the grid renderer on its own, for inference code.
+TensorBoard image. :func:`~medsynth.export.grid.make_grid_image` (importable from here too) is the grid
+renderer on its own, for inference code.
 
 **Scalars** need no medsynth handler: :class:`~medsynth.engines.stats_handler.TrainingLogHandler` attaches MONAI's
 stock ``StatsHandler`` and ``TensorBoardStatsHandler`` over :func:`~medsynth.engines.gan_trainer.scalars` (only
@@ -13,18 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
-from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
 
 from medsynth.engines.checkpoint import unwrap_network
 from medsynth.engines.distributed import is_rank0
+from medsynth.export.grid import make_grid_image
+from medsynth.fileio import atomic_write_bytes
 
 UNCONDITIONAL_ROWS = 4  # rows of ``samples_per_class`` images drawn for an unconditional generator
 
@@ -50,42 +51,6 @@ def eval_mode(network: nn.Module) -> Iterator[nn.Module]:
             module.training = training
 
 
-def make_grid_image(images: Tensor, nrow: int, row_labels: Sequence[str] | None = None, padding: int = 2,
-                    label_width: int | None = None) -> Image.Image:
-    """Tile ``images (N, C, H, W)`` in [-1, 1] into a PIL image, ``nrow`` images per row, rows labelled on the left.
-
-    Pixels map linearly from [-1, 1] to [0, 255] (values outside are clipped); ``C`` = 1 gives an "L" image, 3 an
-    "RGB" one. Tiles are separated by ``padding`` black pixels. With ``row_labels`` (one per row) a black margin of
-    ``label_width`` pixels (default: the widest label in PIL's default font, plus padding) holds them in white.
-    Size: ``(margin + nrow * (W + padding) + padding, rows * (H + padding) + padding)``.
-    """
-    if images.dim() != 4 or images.shape[1] not in (1, 3):
-        raise ValueError(f"images must have shape (N, 1 or 3, H, W), got {list(images.shape)}")
-    n, c, h, w = images.shape
-    rows = -(-n // nrow)
-    if row_labels is not None and len(row_labels) != rows:
-        raise ValueError(f"{len(row_labels)} row_labels for {rows} rows")
-    pixels = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    grid = torch.zeros(c, rows * (h + padding) + padding, nrow * (w + padding) + padding, dtype=torch.uint8)
-    for i in range(n):
-        top, left = padding + (i // nrow) * (h + padding), padding + (i % nrow) * (w + padding)
-        grid[:, top:top + h, left:left + w] = pixels[i]
-    array = grid[0].numpy() if c == 1 else grid.permute(1, 2, 0).numpy()
-    image = Image.fromarray(np.ascontiguousarray(array))  # (H, W) uint8 -> "L", (H, W, 3) -> "RGB"
-    if row_labels is None:
-        return image
-    font = ImageFont.load_default()
-    measure = ImageDraw.Draw(image)
-    if label_width is None:
-        label_width = max(int(np.ceil(measure.textlength(str(t), font=font))) for t in row_labels) + 2 * padding
-    labelled = Image.new(image.mode, (label_width + image.width, image.height))
-    labelled.paste(image, (label_width, 0))
-    draw, white = ImageDraw.Draw(labelled), 255 if c == 1 else (255, 255, 255)
-    for r, text in enumerate(row_labels):
-        _, text_top, _, text_bottom = draw.textbbox((0, 0), str(text), font=font)
-        top = padding + r * (h + padding) + (h - text_bottom - text_top) // 2  # centred on the row
-        draw.text((padding, top), str(text), fill=white, font=font)
-    return labelled
 
 
 class PeriodicHandler:
@@ -173,6 +138,4 @@ class SampleGridHandler(PeriodicHandler):
 
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data)

@@ -13,7 +13,7 @@ from medsynth.export.latents import (
     prepare_latent_batch,
     synthetic_counts,
 )
-from medsynth.export.synthetic import MANIFEST_COLUMNS, SyntheticSetWriter, is_synthetic_set, sha256_file
+from medsynth.export.synthetic import MANIFEST_COLUMNS, SyntheticSetWriter, is_synthetic_set
 
 __all__ = [
     "MANIFEST_COLUMNS",
@@ -27,6 +27,5 @@ __all__ = [
     "parse_ratio",
     "prepare_latent_batch",
     "reading_preset",
-    "sha256_file",
     "synthetic_counts",
 ]

@@ -31,9 +31,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from medsynth.data.demo import nifti_affine as demo_nifti_affine
 from medsynth.data.roi import DEFAULT_WINDOW
 from medsynth.data.training import preset_for
+from medsynth.demo.writer import nifti_affine as demo_nifti_affine
 
 FORMATS = {"png8": ".png", "png16": ".png", "nifti": ".nii.gz"}
 

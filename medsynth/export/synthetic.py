@@ -45,10 +45,10 @@ from torch import Tensor
 import medsynth
 from medsynth.data.datalist import write_datalist
 from medsynth.data.roi import DEFAULT_WINDOW
-from medsynth.engines.handlers import make_grid_image
 from medsynth.errors import InputError, refuse_output_inside
 from medsynth.export.files import FORMATS, encode_image, file_format
-from medsynth.metrics.inception import sha256_file
+from medsynth.export.grid import make_grid_image
+from medsynth.fileio import sha256_file
 from medsynth.progress import progress
 
 logger = logging.getLogger(__name__)

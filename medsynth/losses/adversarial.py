@@ -1,6 +1,6 @@
 """Adversarial losses: hinge, wasserstein, bce (non-saturating), mse (LSGAN), and the AC-GAN class term.
 
-One signature per role (STYLE.md): a discriminator loss takes ``(real_logits, fake_logits)``, a generator
+One signature per role: a discriminator loss takes ``(real_logits, fake_logits)``, a generator
 loss takes ``(fake_logits)``. Logits are raw critic outputs (no sigmoid, no tanh) of any shape, ``(B,)``,
 ``(B, 1)`` or a patch map ``(B, 1, H, W)``; every term is a mean over all elements, so real and fake batches
 may differ in size. Each returns a scalar that the network minimises.

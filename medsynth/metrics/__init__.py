@@ -25,13 +25,6 @@ _EXPORTS = {
     "download_fid_weights": "inception", "MissingWeightsError": "inception",
     "MetricSettings": "quality", "quality_metrics": "quality",
     "evaluate_synthetic": "evaluate",
-    "wilson_interval": "stats", "exact_mcnemar": "stats", "mcnemar_test": "stats",
-    "delong_auc_variance": "stats", "delong_interval": "stats", "delong_test": "stats",
-    "stratified_bootstrap_indices": "stats", "bootstrap_interval": "stats",
-    "paired_bootstrap_difference": "stats", "mean_sd": "stats",
-    "METRIC_METHODS": "classification", "THRESHOLD_RULES": "classification", "choose_threshold": "classification",
-    "predict_labels": "classification", "classification_report": "classification",
-    "compare_predictions": "classification", "aggregate_seeds": "classification",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -18,7 +18,6 @@ only function here that downloads; the Docker image runs it at build time).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ import torch
 from torch import nn
 
 from medsynth.errors import MissingWeightsError  # noqa: F401  (raised here; importable from here as before)
+from medsynth.fileio import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -89,15 +89,6 @@ def download_fid_weights(dest: str | os.PathLike | None = None, progress: bool =
     logger.info("downloading %s to %s", url, target)
     torch.hub.download_url_to_file(url, str(target), hash_prefix=FID_WEIGHTS_SHA256_PREFIX, progress=progress)
     return target
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ as mean ± standard deviation over the chunks. With pytorch-fid's Inception the 
 softmax of its 1008 "unbiased" logits (pool3 features times the final layer's weight, no bias), as in
 the original TensorFlow code and torch-fidelity's ``logits_unbiased``.
 
-IS measures confident and varied ImageNet predictions. On lesions it says little (evaluation.md §2);
+IS measures confident and varied ImageNet predictions. On lesions it says little (docs/metrics.md, Caveats);
 it is kept for comparison with published numbers, and any classifier's probabilities can be used.
 """
 

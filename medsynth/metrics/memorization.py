@@ -5,7 +5,7 @@ feature space). The yardstick is the same statistic for held-out real images, wh
 saw: ``d_min(x^heldout)``. A synthetic image is *flagged* when its ``d_min`` falls below the
 ``percentile``-th percentile (default 1st) of the held-out distances, so about ``percentile`` % of fresh
 samples from the real distribution would be flagged by chance; a much larger fraction means copies
-(Esteban et al. 2017; evaluation.md §2). With few held-out images the 1st percentile is close to their
+(Esteban et al. 2017; docs/metrics.md). With few held-out images the 1st percentile is close to their
 minimum, so the flag is conservative; the report gives ``n_heldout``.
 """
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
+
+from medsynth.fileio import atomic_write_json, atomic_write_text
 
 QUALITY_COLUMNS = (("fid", "FID"), ("kid", "KID"), ("precision", "precision"), ("recall", "recall"),
                    ("density", "density"), ("coverage", "coverage"))
@@ -15,8 +15,8 @@ def write_report(report: dict, out_dir: str | os.PathLike) -> tuple[Path, Path]:
     """Write ``report.json`` and ``report.md`` into ``out_dir`` (atomically); returns both paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = _atomic_write(out_dir / "report.json", json.dumps(report, indent=1, default=_jsonable) + "\n")
-    md_path = _atomic_write(out_dir / "report.md", markdown(report))
+    json_path = atomic_write_json(out_dir / "report.json", report, indent=1, default=_jsonable)
+    md_path = atomic_write_text(out_dir / "report.md", markdown(report))
     return json_path, md_path
 
 
@@ -24,18 +24,6 @@ def _jsonable(value: object) -> object:
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
-
-
-def _atomic_write(path: Path, text: str) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def fmt(metric: dict | None, digits: int = 4) -> str:

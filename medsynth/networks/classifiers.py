@@ -11,7 +11,7 @@ the two small study CNNs included, with softmax cross-entropy). Bundle YAML refe
     inception_v3       torchvision, aux_logits=False (>= 75 px)  Conv2d_1a_3x3.conv     fc
     densenet121        monai DenseNet121(spatial_dims=2) (>= 29) features.conv0         class_layers.out
     liver_cnn          :class:`LiverLesionCNN` (Frid-Adar 2018)  features.0             head
-    fracture_cnn       :class:`BoneFractureCNN` (seed 004)       features.0             head
+    fracture_cnn       :class:`BoneFractureCNN` (bone fracture)  features.0             head
 
 The head's name is stored on the model as ``model.head_name``, so :func:`head_parameters` and
 :func:`set_backbone_trainable` (the ISIC study's schedule: train the new head on a frozen backbone, then
@@ -66,9 +66,9 @@ SKIPPED_KEYS = {"inception_v3": ("AuxLogits.",)}  # in torchvision's file, not i
 class LiverLesionCNN(nn.Module):
     """Frid-Adar et al. (2018) liver-lesion CNN: ``(B, in_channels, S, S) -> (B, num_classes)``, S = 64 there.
 
-    What the paper (seed 003) gives: 64x64 ROIs; three pairs of a convolution followed by max pooling; two dense
+    What Frid-Adar et al. 2018 give: 64x64 ROIs; three pairs of a convolution followed by max pooling; two dense
     layers ending in softmax; ReLU; one dropout layer, p = 0.5. Filter counts, kernel sizes and the hidden dense
-    width are not in the seed's text (its figure is missing), so these are ours::
+    width are not in the paper's text (its figure is missing), so these are ours::
 
         conv 5x5 (same padding) 32 -> ReLU -> max-pool 2x2      (B, 32, S/2, S/2)
         conv 5x5 64 -> ReLU -> max-pool 2x2                     (B, 64, S/4, S/4)
@@ -101,7 +101,7 @@ class LiverLesionCNN(nn.Module):
 
 
 class BoneFractureCNN(nn.Module):
-    """The bone-fracture study's small CNN (seed 004's Keras summary): ``(B, in_channels, S, S) -> (B, num_classes)``.
+    """The bone-fracture study's small CNN (from its Keras summary): ``(B, in_channels, S, S) -> (B, num_classes)``.
 
     Derived from the summary's output shapes and parameter counts (Keras defaults: 'valid' padding, pooling
     stride = pool size)::

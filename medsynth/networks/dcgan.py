@@ -25,7 +25,7 @@ Widths, unless ``channels_per_block`` lists them: the discriminator's block ``i`
 same reversed, after a ``start_channels = min(base_channels * 2**num_blocks, 8 * base_channels)`` projection
 (32 px, 3 blocks: 512 -> 256 -> 128 -> 64 -> 3, SNGAN's DCGAN generator).
 
-The bone-fracture study's small Keras GAN (seed 004) is, exactly (the tests check its parameter counts)::
+The bone-fracture study's small Keras GAN (Ibrahim & Bukhari) is, exactly (the tests check its parameter counts)::
 
     Generator(latent_size=128, image_size=64, num_blocks=3, start_channels=128, channels_per_block=[128, 256, 512],
               norm=None, act="leakyrelu", out_kernel_size=5, activate_projection=False)
@@ -143,7 +143,7 @@ def down_block(in_channels: int, out_channels: int, kernel_size: int, norm, act)
 
 
 class ResidualBlock(nn.Module):
-    """``x + act(norm(conv3x3(x)))``, ``(B, C, H, W) -> (B, C, H, W)``: the thesis' residual block (seed 002, 5.5)."""
+    """``x + act(norm(conv3x3(x)))``, ``(B, C, H, W) -> (B, C, H, W)``: the Galway thesis' residual block (5.5)."""
 
     def __init__(self, channels: int, norm, act) -> None:
         super().__init__()

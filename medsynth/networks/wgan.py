@@ -7,7 +7,7 @@ not the per-sample one and the constraint no longer holds. Gulrajani et al. use 
 (its logit is the critic score), so any discriminator with ``norm`` "layer", "instance" or None will do;
 :func:`check_no_batch_norm` lets an engine verify that.
 
-``ResidualGenerator`` is the thesis' WGAN-GP "Architecture 2" (seed 002, sections 5.5 and 6.7.1): transposed
+``ResidualGenerator`` is the Galway thesis' WGAN-GP "Architecture 2" (James 2024, sections 5.5 and 6.7.1): transposed
 convolutions for up-sampling interspersed with residual blocks ``x + ReLU(BN(conv(x)))``. The thesis' generator
 also down-sampled with strided convolutions first; ours starts from a latent vector, so it has nothing to
 down-sample and begins at the projected ``start_size`` map.

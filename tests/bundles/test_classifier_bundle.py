@@ -12,7 +12,7 @@ from PIL import Image
 
 from medsynth.data.datalist import load_datalist
 from medsynth.data.embedded import demo_datalist
-from medsynth.data.phantoms import skin_lesion
+from medsynth.demo.phantoms import skin_lesion
 from medsynth.errors import InputError
 from tests.bundles.conftest import REPO, TINY_CLS, bundle_workflow, root_cause, run_workflow
 
@@ -82,7 +82,7 @@ def test_every_arm_trains_and_scores_the_real_test_split(arm, skin, synthetic_se
 
 
 def test_threshold_is_chosen_on_validation_never_on_test(skin, tmp_path, monkeypatch):
-    import medsynth.metrics.classification as cls
+    import medsynth.stats.classification as cls
 
     calls = []
     real_choose = cls.choose_threshold

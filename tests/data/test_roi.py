@@ -264,7 +264,7 @@ def test_real_ct_liver_roi_and_orientation(tmp_path):
 
 
 def test_demo_ct_set_mask_and_dicom_centroid_routes_agree(tmp_path):
-    from medsynth.data.demo import write_demo_dataset
+    from medsynth.demo.writer import write_demo_dataset
 
     demo = write_demo_dataset("ct", tmp_path / "demo", n=6, seed=3)
     with open(demo.root / "lesions.csv") as f:

@@ -11,7 +11,6 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.tensorboard import SummaryWriter
 
-from medsynth.engines import handlers
 from medsynth.engines.gan_trainer import scalars
 from medsynth.engines.handlers import UNCONDITIONAL_ROWS, SampleGridHandler, make_grid_image
 from tests.engines.test_gan_trainer import SIZE, build_trainer

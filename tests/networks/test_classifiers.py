@@ -20,7 +20,7 @@ from medsynth.networks.classifiers import (
     torchvision_weights_file,
 )
 
-# seed 004's Keras summary of the fracture CNN: params of conv2d, batch norm, conv2d, batch norm, dense, dense
+# the bone-fracture study's Keras summary of its CNN: params of conv2d, batch norm, conv2d, batch norm, dense, dense
 KERAS_FRACTURE = [320, 128, 4624, 64, 8320, 129]
 KERAS_FRACTURE_TOTAL, KERAS_FRACTURE_TRAINABLE = 13585, 13489
 

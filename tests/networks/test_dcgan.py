@@ -11,7 +11,7 @@ from torch.nn.utils import parametrize
 
 from medsynth.networks.dcgan import Discriminator, Generator, block_layout, dcgan_init
 
-# the bone-fracture study's Keras summary (seed 004): parameters of each layer with weights, in order
+# the bone-fracture study's Keras summary (Ibrahim & Bukhari): parameters of each layer with weights, in order
 KERAS_GENERATOR = [1_056_768, 262_272, 524_544, 2_097_664, 38_403]  # dense, 3 transposed convs, conv
 KERAS_DISCRIMINATOR = [3_136, 131_200, 262_272, 8_193]  # 3 convs, dense
 BONE_GENERATOR = dict(

@@ -18,7 +18,7 @@ from sklearn.metrics import (
 )
 from sklearn.preprocessing import label_binarize
 
-from medsynth.metrics.classification import (
+from medsynth.stats.classification import (
     _auc,
     _average_precision,
     _balanced_accuracy,
@@ -30,7 +30,7 @@ from medsynth.metrics.classification import (
     compare_predictions,
     predict_labels,
 )
-from medsynth.metrics.stats import delong_test
+from medsynth.stats.intervals import delong_test
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from medsynth.engines.classifier import (
+from medsynth.classify.engine import (
     KeepBest,
     class_weights,
     optimizer_factory,
@@ -94,7 +94,7 @@ def test_early_stopping_and_the_best_epoch_is_what_comes_back():
             snapshots[epoch] = (evaluator.state.metrics["val_auc"], {k: v.clone() for k, v in
                                                                      net.state_dict().items()})
 
-    import medsynth.engines.classifier as engine
+    import medsynth.classify.engine as engine
 
     original = engine.KeepBest
     engine.KeepBest = Spy

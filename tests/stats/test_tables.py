@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from medsynth.errors import InputError
-from medsynth.metrics import classification_outputs as out
+from medsynth.stats import tables as out
 from tests.helpers import random_predictions as _predictions
 
 CLASSES = ["benign", "malignant"]

@@ -17,12 +17,12 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from medsynth.classify import baselines as bl
 from medsynth.data.builders import datalist_from_csv
 from medsynth.data.datalist import load_datalist
-from medsynth.data.demo import write_demo_dataset
+from medsynth.demo.writer import write_demo_dataset
 from medsynth.errors import InputError
-from medsynth.metrics import baselines as bl
-from medsynth.metrics.classification_outputs import read_predictions_csv
+from medsynth.stats.tables import read_predictions_csv
 
 SIZE = 16
 N_RESAMPLES = 100

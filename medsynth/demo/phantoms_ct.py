@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.ndimage import distance_transform_edt, gaussian_filter
 
-from medsynth.data.phantoms import DEFAULT_DIFFICULTY, abnormality_shift, smooth_field
+from medsynth.demo.phantoms import DEFAULT_DIFFICULTY, abnormality_shift, smooth_field
 
 LIVER_CLASSES = ("cyst", "metastasis", "hemangioma")
 CT_SHAPE = (24, 128, 128)

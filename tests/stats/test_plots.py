@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medsynth.metrics import classification_plots as plots
+from medsynth.stats import plots
 
 CLASSES = ["benign", "malignant"]
 

@@ -7,7 +7,6 @@ network and the validation-chosen threshold that ``train.yaml`` exported (``mode
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -16,9 +15,11 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
+from medsynth.classify.scoring import score_and_write
 from medsynth.data.readers import IMAGE_SUFFIXES, image_suffix
 from medsynth.data.splits import SPLITS
 from medsynth.errors import InputError, refuse_output_inside
+from medsynth.fileio import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def load_model_info(model_path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise InputError(path, "not found: train the classifier bundle first (it writes the network and this file "
                                "with its classes and decision threshold), or set model_path")
-    info = json.loads(path.read_text())
+    info = read_json(path)
     for key in ("classes", "threshold", "positive_class", "image_size"):
         if key not in info:
             raise InputError(path, f"has no {key!r}: not written by the classifier bundle")
@@ -86,20 +87,11 @@ class PredictionWriter:
         self.probs.append(torch.softmax(pred.float(), dim=1).detach().cpu().numpy())
 
     def _write(self, engine: Engine) -> None:
-        from medsynth.metrics import classification as cls
-        from medsynth.metrics import classification_outputs as out
-
         probs = np.concatenate(self.probs).astype(np.float64)
         if len(probs) != len(self.items):
             raise RuntimeError(f"predicted {len(probs)} images of {len(self.items)}: refusing to write a partial file")
-        pred = cls.predict_labels(probs, self.threshold, positive=1 if self.positive is None else self.positive)
-        labels = [it.get("label") for it in self.items]
-        y = np.array([-1 if v is None else int(v) for v in labels])
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        out.write_predictions_csv(self.output_dir / "predictions.csv", self.items, y, probs, pred, self.classes)
-        if all(v is not None for v in labels) and len(np.unique(y)) > 1:
-            report = cls.classification_report(y, probs, self.classes, threshold=self.threshold,
-                                               positive=self.positive, n_resamples=self.n_resamples, seed=self.seed)
-            out.write_metrics_json(self.output_dir / "metrics.json", report, {"threshold_chosen_on": "validation"})
-            out.write_text(self.output_dir / "metrics.md", out.metrics_table(report) + "\n")
+        y = np.array([-1 if it.get("label") is None else int(it["label"]) for it in self.items])
+        score_and_write(self.output_dir, self.items, y, probs, self.classes, threshold=self.threshold,
+                        positive=self.positive, n_resamples=self.n_resamples, seed=self.seed,
+                        extra={"threshold_chosen_on": "validation"})
         logger.info("wrote predictions of %d images to %s", len(probs), self.output_dir)

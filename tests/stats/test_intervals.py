@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import binomtest, norm
 from sklearn.metrics import roc_auc_score
 
-from medsynth.metrics.stats import (
+from medsynth.stats.intervals import (
     bootstrap_interval,
     delong_auc_variance,
     delong_interval,

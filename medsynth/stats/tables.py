@@ -1,6 +1,6 @@
 """Files and tables of a classifier evaluation: predictions CSV, metrics JSON/Markdown, plots, TensorBoard scalars.
 
-Works on the report and comparison dicts of :mod:`medsynth.metrics.classification`:
+Works on the report and comparison dicts of :mod:`medsynth.stats.classification`:
 
 - :func:`write_predictions_csv` / :func:`read_predictions_csv`: one row per test image (``image``, ``patient_id``
   when the items have one, ``source``, ``label``, ``label_name``, ``prob_<class>`` per class, ``pred``,
@@ -10,26 +10,25 @@ Works on the report and comparison dicts of :mod:`medsynth.metrics.classificatio
 - :func:`write_metrics_json`: the report (plus ``extra`` keys) as plain JSON.
 - :func:`metrics_table`, :func:`headline_table`, :func:`comparison_table`, :func:`seeds_table`: Markdown.
   Proportions are shown as ``0.xxx``, intervals as ``[low, high]`` (95 %), undefined values as ``—``.
-- the plots (ROC, PR, confusion matrix) are in :mod:`medsynth.metrics.classification_plots`.
+- the plots (ROC, PR, confusion matrix) are in :mod:`medsynth.stats.plots`.
 - :func:`write_tensorboard`: every defined metric value as a scalar.
 
-Every file is written to a temporary name in the target folder and then ``os.replace``-d into place.
+Every file is written atomically (:func:`medsynth.fileio.atomic_write`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
-import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from medsynth.errors import InputError
+from medsynth.fileio import atomic_write_json, atomic_write_text
 
 # The headline columns of the arm tables: (key, header). "minority_recall" and "specificity" are those of the
 # report's positive class (the training split's minority class).
@@ -38,31 +37,6 @@ HEADLINE = (("balanced_accuracy", "balanced accuracy"), ("minority_recall", "min
 _NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "mcc": "MCC", "roc_auc": "ROC-AUC",
           "pr_auc": "PR-AUC (average precision)"}
 DASH = "—"
-
-
-# ---------------------------------------------------------------- atomic writes
-
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then move it onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path``."""
-    def write(tmp: str) -> None:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            f.write(text)
-    return atomic_write(path, write)
 
 
 # ---------------------------------------------------------------- predictions CSV
@@ -100,7 +74,7 @@ def write_predictions_csv(path: str | os.PathLike, items: Sequence[Mapping], y_t
             str(item.get("source") or ""), label if known else "", classes[label] if known else "",
             *(repr(float(v)) for v in row_probs), p, classes[p], int(label == p) if known else "",
         ])
-    return write_text(path, buffer.getvalue())
+    return atomic_write_text(path, buffer.getvalue())
 
 
 def _int_cell(text: str, path: Path, where: str, column: str, k: int, allow_empty: bool) -> int:
@@ -199,7 +173,7 @@ def write_metrics_json(path: str | os.PathLike, report: Mapping, extra: Mapping 
     if clash:
         raise ValueError(f"extra keys {clash} would overwrite keys of the report")
     payload = _plain({**report, **(extra or {})})
-    return write_text(path, json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    return atomic_write_json(path, payload, indent=2, allow_nan=False)
 
 
 # ---------------------------------------------------------------- Markdown

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medsynth.metrics.classification_outputs import atomic_write
+from medsynth.fileio import atomic_write
 
 
 def _save_figure(fig, path: str | os.PathLike) -> Path:

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from medsynth import __version__
-from medsynth.data.phantoms import DEFAULT_DIFFICULTY
-from medsynth.data.phantoms_ct import CT_SHAPE, CT_SPACING, LIVER_CLASSES
+from medsynth.demo.phantoms import DEFAULT_DIFFICULTY
+from medsynth.demo.phantoms_ct import CT_SHAPE, CT_SPACING, LIVER_CLASSES
 from medsynth.errors import InputError
 from medsynth.progress import progress
 
@@ -177,7 +177,7 @@ def _info(task: str, counts: dict, seed: int, difficulty: float) -> dict:
         "counts": counts,
         "seed": seed,
         "difficulty": difficulty,
-        "generator": f"medsynth.data.demo {__version__}",
+        "generator": f"medsynth.data.demo {__version__}",  # the name sets were written with: keeps them valid
         "synthetic": True,
         "coordinates": "DICOM LPS mm; NIfTI affines are RAS" if task == "ct" else "pixels",
     }
@@ -245,7 +245,7 @@ def _save_png(array: np.ndarray, path: Path) -> None:
 
 def _write_skin_set(root: Path, counts: dict[str, int], seed: int, difficulty: float) -> tuple[dict, int]:
     """ISIC-style ``images/<image_name>.png`` and ``metadata.csv``; returns manifests and n patients."""
-    from medsynth.data.phantoms import SKIN_TONES, skin_lesion
+    from medsynth.demo.phantoms import SKIN_TONES, skin_lesion
 
     items = _items(counts)
     assign = np.random.default_rng([seed, _TASK_CODE["skin"], _ASSIGN])
@@ -268,8 +268,8 @@ def _write_skin_set(root: Path, counts: dict[str, int], seed: int, difficulty: f
 
 def _write_xray_set(root: Path, counts: dict[str, int], seed: int, difficulty: float) -> tuple[dict, int]:
     """Bone radiographs as CR DICOM and 8-bit PNG per class, plus ``metadata.csv``."""
-    from medsynth.data.dicom_write import write_radiograph
-    from medsynth.data.phantoms import bone_anatomy, bone_radiograph
+    from medsynth.demo.dicom_write import write_radiograph
+    from medsynth.demo.phantoms import bone_anatomy, bone_radiograph
 
     classes, items = list(counts), _items(counts)
     assign = np.random.default_rng([seed, _TASK_CODE["xray"], _ASSIGN])
@@ -331,8 +331,8 @@ def _write_ct_set(root: Path, counts: dict[str, int], seed: int, difficulty: flo
     A patient's volume (and lesion order, so mask values say nothing about the class) comes from the
     patient's own generator.
     """
-    from medsynth.data.dicom_write import write_ct_series
-    from medsynth.data.phantoms_ct import ct_origin, liver_ct
+    from medsynth.demo.dicom_write import write_ct_series
+    from medsynth.demo.phantoms_ct import ct_origin, liver_ct
 
     classes, items = list(counts), _items(counts)
     assign = np.random.default_rng([seed, _TASK_CODE["ct"], _ASSIGN])

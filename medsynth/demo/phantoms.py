@@ -6,7 +6,7 @@ abnormal class towards the normal one (0: textbook cases, far apart; 1: skin les
 parameter distribution, fractures are barely visible hairlines) and raises the nuisances (hairs, noise,
 blur) shared by both classes. :data:`DEFAULT_DIFFICULTY` leaves a plain classifier well short of perfect
 minority recall on the demo sets, so augmentation has room to help (``benchmarks/demo_difficulty.py``).
-The CT liver phantom lives in :mod:`medsynth.data.phantoms_ct`. numpy/scipy only: no torch, no downloads.
+The CT liver phantom lives in :mod:`medsynth.demo.phantoms_ct`. numpy/scipy only: no torch, no downloads.
 """
 
 from __future__ import annotations

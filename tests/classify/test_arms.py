@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from medsynth.data.arms import ARMS, arm_stages, counts_by_class, load_synthetic, parse_arms, select_synthetic
+from medsynth.classify.arms import ARMS, arm_stages, counts_by_class, load_synthetic, parse_arms, select_synthetic
 from medsynth.errors import InputError
 
 CLASSES = ["benign", "malignant"]

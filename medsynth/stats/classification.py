@@ -13,7 +13,7 @@ bootstrap evaluates them ~1000 times per report), from the confusion matrix C (r
     baseline is the prevalence
 
 Intervals: Wilson for proportions (accuracy, precision, recall, specificity), DeLong for binary AUROC, a
-stratified percentile bootstrap for the rest (see :mod:`medsynth.metrics.stats`). The decision threshold is
+stratified percentile bootstrap for the rest (see :mod:`medsynth.stats.intervals`). The decision threshold is
 fixed on the validation split only (:func:`choose_threshold`), never on the test set. Arm comparisons on the
 same test images: exact McNemar, paired DeLong, paired stratified bootstrap of differences (b - a).
 """
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from medsynth.metrics.stats import (
+from medsynth.stats.intervals import (
     bootstrap_interval,
     delong_interval,
     delong_test,

@@ -13,7 +13,7 @@ Each baseline is a pipeline fitted on the training images only::
 - ``random_forest``: :class:`~sklearn.ensemble.RandomForestClassifier`, 200 trees.
 
 Every estimator uses ``class_weight="balanced"`` (weights N / (K n_c)): the same fair-rebalancing stance as the
-classifier bundle's class-weighted loss (:func:`medsynth.engines.classifier.class_weights`), so a baseline is
+classifier bundle's class-weighted loss (:func:`medsynth.classify.engine.class_weights`), so a baseline is
 not handicapped by the imbalance that the GAN arms are meant to address.
 
 Features (``features``): ``"pixels"``, every image read with medsynth's modality preset in [0, 1]
@@ -22,9 +22,9 @@ C·H·W values; ``"pca"``, those pixels projected on ``min(pca_components, n_tra
 components fitted on the (standardised) training images.
 
 Scoring matches the CNN experiment: with two classes the decision threshold on P(positive) is chosen on the
-**validation** probabilities (:func:`~medsynth.metrics.classification.choose_threshold`), never on the test
+**validation** probabilities (:func:`~medsynth.stats.classification.choose_threshold`), never on the test
 split; with more classes the prediction is the argmax. The ``test`` split is scored with
-:func:`~medsynth.metrics.classification.classification_report`. The positive class defaults to the training
+:func:`~medsynth.stats.classification.classification_report`. The positive class defaults to the training
 split's minority class (fewest, but some, images; the lowest index on a tie).
 
 :func:`run_baselines` is the entry point: it writes ``<out_dir>/<name>_<features>/{metrics.json, metrics.md,
@@ -41,9 +41,11 @@ from pathlib import Path
 
 import numpy as np
 
+from medsynth.classify.scoring import write_scores
 from medsynth.errors import InputError, refuse_output_inside
-from medsynth.metrics import classification_outputs as outputs
-from medsynth.metrics.classification import choose_threshold, classification_report, predict_labels
+from medsynth.fileio import atomic_write_text
+from medsynth.stats import tables as outputs
+from medsynth.stats.classification import choose_threshold, classification_report, predict_labels
 
 logger = logging.getLogger(__name__)
 
@@ -255,22 +257,18 @@ def run_baselines(datalist: dict | str | os.PathLike, out_dir: str | os.PathLike
             logger.info("baseline %s on %s features (%d training images)", name, kind, len(data.y_train))
             result = _score(name, kind, data, classes, pca_components=pca_components, seed=seed,
                             positive=positive, n_resamples=n_resamples)
-            folder = out_dir / tag
-            outputs.write_predictions_csv(folder / "predictions.csv", data.test_items, result["y_true"],
-                                          result["probs"], result["pred"], classes)
             extra = {"baseline": name, "features": kind, "image_size": image_size,
                      "pca_components": result["n_components"], "seed": seed, "class_weight": "balanced",
                      "threshold_rule": "balanced_accuracy" if result["threshold"] is not None else "argmax",
                      "threshold_chosen_on": "validation", "training_counts": counts,
                      "datalist": None if path is None else str(path)}
-            outputs.write_metrics_json(folder / "metrics.json", result["report"], extra)
-            outputs.write_text(folder / "metrics.md",
-                                f"# Baseline {name}, {kind} features\n\n{outputs.metrics_table(result['report'])}\n")
+            write_scores(out_dir / tag, data.test_items, result["y_true"], result["probs"], result["pred"], classes,
+                         result["report"], extra=extra, title=f"Baseline {name}, {kind} features")
             results[tag] = result
     rows = [(tag, result["report"]) for tag, result in results.items()]
     summary = (f"# Classic baselines\n\nTrained on {len(data.y_train)} images ({counts}), pixels at "
                f"{image_size} x {image_size}, PCA up to {pca_components} components, seed {seed}; threshold chosen "
                f"on validation, scored on the test split ({len(data.y_test)} images).\n\n"
                f"{outputs.headline_table(rows)}\n")
-    outputs.write_text(out_dir / "baselines.md", summary)
+    atomic_write_text(out_dir / "baselines.md", summary)
     return results

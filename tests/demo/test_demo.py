@@ -17,9 +17,9 @@ from PIL import Image
 from pydicom.pixels import apply_modality_lut
 from scipy import ndimage
 
-from medsynth.data import demo
-from medsynth.data.demo import DEMO_DEFAULTS, class_counts, write_demo_dataset
-from medsynth.data.dicom_write import write_ct_series, write_radiograph
+from medsynth.demo import writer as demo
+from medsynth.demo.dicom_write import write_ct_series, write_radiograph
+from medsynth.demo.writer import DEMO_DEFAULTS, class_counts, write_demo_dataset
 from medsynth.errors import InputError
 
 SMALL_N = {"skin": 20, "ct": 6, "xray": 12}

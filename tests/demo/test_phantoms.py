@@ -1,4 +1,4 @@
-"""Phantoms: shapes, seeding, and the one behaviour each class is defined by (data.md section 2)."""
+"""Phantoms: shapes, seeding, and the one behaviour each class is defined by."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from medsynth.data.phantoms import abnormality_shift, bone_radiograph, lesion_mask, skin_lesion
-from medsynth.data.phantoms_ct import CT_SHAPE, LIVER_CLASSES, liver_ct
+from medsynth.demo.phantoms import abnormality_shift, bone_radiograph, lesion_mask, skin_lesion
+from medsynth.demo.phantoms_ct import CT_SHAPE, LIVER_CLASSES, liver_ct
 
 
 def _rng(*key: int) -> np.random.Generator:

@@ -1,0 +1,150 @@
+"""The settings of one classifier experiment, typed, documented and checked before anything is trained."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from medsynth.classify.arms import NEEDS_SYNTHETIC, REBALANCING, parse_arms
+from medsynth.stats.classification import THRESHOLD_RULES
+
+# the integer settings and their least allowed value
+_INTS = {"seeds": 1, "seed": 0, "phases": 1, "image_size": 1, "batch_size": 1, "max_epochs": 1, "patience": 1,
+         "freeze_epochs": 0, "n_resamples": 1, "num_workers": 0, "log_interval": 1}
+_OPTIONAL_INTS = {"synthetic_count": 0, "pretrain_epochs": 1}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExperimentSpec:
+    """What :class:`~medsynth.classify.experiment.ClassifierExperiment` runs; every field is a bundle config key.
+
+    Attributes:
+        output_dir: the folder of every result (``<arm>/seed_<s>/<stage>/...``, ``comparison.json|md``). Required.
+        arm: one arm, or several run in that order (``"real,synthetic"`` or a list); the arms are listed in
+            :mod:`medsynth.classify.arms`. Default ``"real"``.
+        seeds: how many seeds (>= 1): ``seed``, ``seed + 1``, ...; each reseeds initialisation, batches,
+            augmentation and the pick of synthetic images. Default 1.
+        seed: the first seed (>= 0). Default 0.
+        synthetic_datalist: the ``datalist.json`` of a synthetic set (a GAN bundle's inference writes one);
+            needed by the arms ``synthetic``, ``warm_start``, ``synthetic_only`` and ``phases``. Default None.
+        synthetic_count: add this many synthetic images (>= 0); None adds all of them. Default None.
+        target_ratio: or add synthetic images up to a majority:minority ratio, e.g. ``"1:1"`` (not with
+            ``synthetic_count``). Default None.
+        phases: the ``phases`` arm adds the selected synthetic images in this many equal increments. Default 5.
+        rebalance: the ``rebalance`` arm's control: ``"weights"`` (class-weighted loss) or ``"oversample"``
+            (a weighted sampler). Default ``"weights"``.
+        image_size: the network's input side in pixels. Default 64.
+        batch_size: training batch size (per process when distributed). Default 32.
+        max_epochs: the most epochs of a stage. Default 30.
+        patience: early stopping after this many epochs without a better validation ROC-AUC. Default 10.
+        pretrain_epochs: a warm start's pre-training epochs; None uses ``max_epochs``. Default None.
+        freeze_epochs: > 0 trains the new head alone this many epochs (backbone frozen), then all layers.
+            Default 0.
+        finetune_lr_factor: the learning rate factor (> 0) of the fine-tuning after ``freeze_epochs``. Default 0.1.
+        threshold_rule: binary tasks: ``"balanced_accuracy"`` (maximise it on validation) or ``"fixed"`` (0.5).
+            Default ``"balanced_accuracy"``.
+        n_resamples: bootstrap resamples of every interval and paired difference. Default 1000.
+        model_path: where the first seed's last scored network of the last arm is exported (with its
+            ``.json`` sidecar: classes, threshold, architecture); None exports nothing. Default None.
+        device: the torch device (a name or a ``torch.device``). Default ``"cpu"``.
+        amp: mixed precision. Default False.
+        cache: the datasets' cache, ``"memory"`` or ``"none"``. Default ``"memory"``.
+        num_workers: DataLoader worker processes. Default 0.
+        log_interval: iterations between training log lines. Default 10.
+        distributed: DistributedDataParallel training (under torchrun); only rank 0 writes. Default False.
+        intensity_range: the input intensity range of the transforms, ``"unit"`` ([0, 1]) or ``"symmetric"``
+            ([-1, 1]). Default ``"unit"``.
+
+    Integers are converted with ``int`` and checked in ``__post_init__``, as are the arm, rebalance and
+    threshold-rule names, and an arm that needs a synthetic set without one: a ValueError naming the field.
+    """
+
+    output_dir: str | os.PathLike
+    arm: str | list[str] | tuple[str, ...] = "real"
+    seeds: int = 1
+    seed: int = 0
+    synthetic_datalist: str | os.PathLike | None = None
+    synthetic_count: int | None = None
+    target_ratio: str | float | None = None
+    phases: int = 5
+    rebalance: str = "weights"
+    image_size: int = 64
+    batch_size: int = 32
+    max_epochs: int = 30
+    patience: int = 10
+    pretrain_epochs: int | None = None
+    freeze_epochs: int = 0
+    finetune_lr_factor: float = 0.1
+    threshold_rule: str = "balanced_accuracy"
+    n_resamples: int = 1000
+    model_path: str | os.PathLike | None = None
+    device: Any = "cpu"
+    amp: bool = False
+    cache: str = "memory"
+    num_workers: int = 0
+    log_interval: int = 10
+    distributed: bool = False
+    intensity_range: str = "unit"
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        for name, least in {**_INTS, **_OPTIONAL_INTS}.items():
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL_INTS:
+                continue
+            if isinstance(value, bool):
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+            try:
+                number = int(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}") from None
+            if number < least:
+                raise ValueError(f"{name} must be >= {least}, got {value!r}")
+            put(name, number)
+        try:
+            factor = float(self.finetune_lr_factor)
+        except (TypeError, ValueError):
+            factor = float("nan")
+        if not factor > 0:
+            raise ValueError(f"finetune_lr_factor must be a number > 0, got {self.finetune_lr_factor!r}")
+        put("finetune_lr_factor", factor)
+        put("amp", bool(self.amp))
+        put("distributed", bool(self.distributed))
+        put("output_dir", Path(self.output_dir))
+        put("synthetic_datalist", Path(self.synthetic_datalist) if self.synthetic_datalist else None)
+        put("model_path", None if self.model_path is None else Path(self.model_path))
+        arms = parse_arms(self.arm)  # ValueError "unknown arm ..."
+        if self.threshold_rule not in THRESHOLD_RULES:
+            raise ValueError(f"unknown threshold_rule {self.threshold_rule!r}; choose {' or '.join(THRESHOLD_RULES)}")
+        if self.rebalance not in REBALANCING:
+            raise ValueError(f"unknown rebalance {self.rebalance!r}; choose from {', '.join(REBALANCING)}")
+        if self.synthetic_count is not None and self.target_ratio is not None:
+            raise ValueError("give at most one of synthetic_count and target_ratio")
+        needs = [a for a in arms if a in NEEDS_SYNTHETIC]
+        if needs and self.synthetic_datalist is None:
+            raise ValueError(f"arm {needs} needs synthetic_datalist: the datalist.json of a synthetic set "
+                             "(written by a GAN bundle's inference.yaml)")
+
+    @property
+    def arms(self) -> list[str]:
+        """The arms to run, in order (``arm`` parsed)."""
+        return parse_arms(self.arm)
+
+    @property
+    def seed_list(self) -> list[int]:
+        """``[seed, seed + 1, ..., seed + seeds - 1]``."""
+        return [self.seed + k for k in range(self.seeds)]
+
+    @property
+    def stage_pretrain_epochs(self) -> int:
+        """A warm start's pre-training epochs: ``pretrain_epochs``, else ``max_epochs``."""
+        return self.max_epochs if self.pretrain_epochs is None else self.pretrain_epochs
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (paths as strings)."""
+        return {f.name: (os.fspath(v) if isinstance(v := getattr(self, f.name), os.PathLike) else v)
+                for f in fields(self)}

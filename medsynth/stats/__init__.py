@@ -1,0 +1,34 @@
+"""Classification statistics: intervals and tests, classification reports, their tables and plots.
+
+- :mod:`medsynth.stats.intervals`: Wilson score and stratified bootstrap intervals, DeLong's AUROC variance,
+  interval and paired test, exact McNemar, paired bootstrap differences, mean and sd.
+- :mod:`medsynth.stats.classification`: the decision threshold chosen on validation, the classification
+  report with 95 % intervals, paired comparisons of two classifiers, aggregates over seeds.
+- :mod:`medsynth.stats.tables`: predictions CSV (write and read back), metrics JSON, Markdown tables,
+  TensorBoard scalars.
+- :mod:`medsynth.stats.plots`: ROC, precision-recall and confusion-matrix figures as PNG.
+
+numpy/scipy/scikit-learn (matplotlib for the plots); no torch. Names load lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "wilson_interval": "intervals", "exact_mcnemar": "intervals", "mcnemar_test": "intervals",
+    "delong_auc_variance": "intervals", "delong_interval": "intervals", "delong_test": "intervals",
+    "stratified_bootstrap_indices": "intervals", "bootstrap_interval": "intervals",
+    "paired_bootstrap_difference": "intervals", "mean_sd": "intervals",
+    "METRIC_METHODS": "classification", "THRESHOLD_RULES": "classification", "choose_threshold": "classification",
+    "predict_labels": "classification", "classification_report": "classification",
+    "compare_predictions": "classification", "aggregate_seeds": "classification",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"medsynth.stats.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'medsynth.stats' has no attribute {name!r}")
