@@ -5,6 +5,8 @@ from packages of a lower layer, never from a higher layer nor from another packa
 is checked on every ``import`` statement, function-level ones included, by ``tests/test_layering.py``::
 
     0  medsynth (this file), medsynth.errors, medsynth.fileio   version, errors, atomic writes / JSON / hashing
+       medsynth.progress    the one look of every progress bar (tqdm, shown on a terminal only)
+       medsynth.bundle_templates   the GAN bundles' shared body (YAML) and the tool that renders it
     1  medsynth.demo        procedural phantoms and the demo-set writer
        medsynth.networks    GAN generators/discriminators and classifier networks
        medsynth.losses      adversarial losses, gradient penalty
@@ -27,6 +29,8 @@ LAYERS: dict[str, int] = {
     "medsynth": 0,
     "medsynth.errors": 0,
     "medsynth.fileio": 0,
+    "medsynth.progress": 0,
+    "medsynth.bundle_templates": 0,
     "medsynth.demo": 1,
     "medsynth.networks": 1,
     "medsynth.losses": 1,
