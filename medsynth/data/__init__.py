@@ -1,1 +1,1 @@
-"""Data: demo phantoms, readers, datalists, splits, ROI extraction, transform presets, datasets."""
+"""Data: readers, datalists, splits, ROI extraction, transform presets, datasets, and what a bundle trains on."""

@@ -1,1 +1,1 @@
-"""Trainers MONAI lacks (conditional GAN, CycleGAN, DANN) and their handlers."""
+"""GAN training on MONAI's ``Trainer`` (what MONAI lacks: labels, AMP, EMA, resumable state), its handlers, DDP."""
