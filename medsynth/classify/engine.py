@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from ignite.contrib.handlers import ProgressBar
 from ignite.engine import Events
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.handlers import (
@@ -31,6 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from medsynth.engines.checkpoint import unwrap_network
+from medsynth.engines.distributed import is_rank0
 from medsynth.networks.classifiers import head_parameters, set_backbone_trainable
 
 logger = logging.getLogger(__name__)
@@ -171,6 +173,8 @@ def _engines(network, train_loader, val_loader, num_classes, optimizer, loss_fun
     trainer = SupervisedTrainer(device=device, max_epochs=epochs, train_data_loader=train_loader, network=network,
                                 optimizer=optimizer, loss_function=loss_function, train_handlers=handlers, amp=amp,
                                 inferer=inferer)
+    if is_rank0():  # each epoch's bar with its time estimate, on a terminal only (tqdm's disable=None)
+        ProgressBar(persist=False, disable=None, dynamic_ncols=True, mininterval=0.5).attach(trainer)
     EarlyStopHandler(patience=patience, score_function=stopping_fn_from_metric(VAL_METRIC), trainer=trainer,
                      epoch_level=True).attach(evaluator)
     return trainer, evaluator

@@ -40,6 +40,7 @@ from medsynth.data.training import TrainingData
 from medsynth.engines.distributed import is_rank0
 from medsynth.errors import InputError, refuse_output_inside
 from medsynth.fileio import atomic_write, atomic_write_json, atomic_write_text, read_json
+from medsynth.progress import progress
 from medsynth.stats import classification as cls
 from medsynth.stats import tables as out
 
@@ -117,9 +118,13 @@ class ClassifierExperiment:
         val_loader, test_loader = self._eval_loader("validation"), self._eval_loader("test")
         results: dict = {}
         last = None
+        # one step per arm and seed (rank 0 only; shown on a terminal): each step trains and scores its stages
+        runs = progress(total=len(self.arms) * len(self.seeds), desc="classifier arms x seeds", unit="run",
+                        disable=None if is_rank0() else True)
         for arm in self.arms:
             results[arm] = {}
             for seed in self.seeds:
+                runs.set_postfix_str(f"{arm}, seed {seed}", refresh=False)
                 set_determinism(seed=seed)
                 chosen = None
                 if synthetic is not None and arm in NEEDS_SYNTHETIC:
@@ -131,8 +136,10 @@ class ClassifierExperiment:
                 results[arm][seed], network = self._run_stages(arm, seed, stages, val_loader, test_loader)
                 if seed == self.seeds[0]:
                     last = (arm, seed, network, results[arm][seed])
+                runs.update()
             if is_rank0():
                 self._summarise(arm, results[arm])
+        runs.close()
         if is_rank0():
             write_comparison(self.output_dir, self.spec.n_resamples)
             if self.model_path is not None and last is not None:

@@ -53,3 +53,26 @@ def test_log_handler_attaches_on_rank0_only(monkeypatch, tmp_path, rank):
 def test_log_handler_refuses_a_zero_interval():
     with pytest.raises(ValueError, match="log_interval"):
         TrainingLogHandler(output_transform=lambda x: x, log_interval=0)
+
+
+def test_log_handler_shows_a_progress_bar_on_a_terminal(monkeypatch):
+    import sys
+
+    class TTY:
+        text = ""
+
+        def write(self, s):
+            TTY.text += s
+
+        def flush(self):
+            pass
+
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", TTY())
+    monkeypatch.delenv("RANK", raising=False)
+    engine = _engine()
+    TrainingLogHandler(output_transform=lambda x: x, log_interval=1).attach(engine)
+    engine.run([0, 1], max_epochs=2)
+    assert "Epoch [2/2]" in TTY.text and "<" in TTY.text  # the epoch and its time estimate
