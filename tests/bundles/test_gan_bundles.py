@@ -151,3 +151,18 @@ def test_conditional_model_without_labels(tiny_sets, tmp_path):
     path.write_text(json.dumps(raw))
     error = _fails(tmp_path, datalist=str(path))
     assert isinstance(error, InputError) and str(path) in str(error) and "label" in str(error)
+
+
+def test_missing_fid_weights_stop_the_run_before_anything_is_written(tiny_sets, tmp_path, monkeypatch):
+    """--fid_features inception without a weights file fails at initialize, naming the file, with no output."""
+    from medsynth.errors import MissingWeightsError
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.delenv("MEDSYNTH_FID_WEIGHTS", raising=False)
+    workflow = bundle_workflow("cdcgan", "train", tmp_path, datalist=str(tiny_sets["skin"]), fid_features="inception",
+                               **TINY)
+    with pytest.raises(Exception) as info:
+        workflow.initialize()
+    error = root_cause(info.value)
+    assert isinstance(error, MissingWeightsError) and "pt_inception" in str(error)
+    assert not (tmp_path / "train").exists()
