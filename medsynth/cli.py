@@ -124,6 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
+    _add_demo_data(verbs)
+    _add_datalist(verbs)
+    _add_baselines(verbs)
+
+    from medsynth.metrics.commands import register as register_metrics
+
+    register_metrics(verbs)
+    return parser
+
+
+def _add_demo_data(verbs) -> None:
     p = verbs.add_parser("demo-data", help="write a seeded phantom data set (skin, ct or xray)",
                          description="Write a seeded, class-labelled phantom data set as real files "
                                      "(PNG+CSV for skin; NIfTI, masks and DICOM series for ct; DICOM and PNG "
@@ -136,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="0 (classes easy to tell apart) .. 1 (strong overlap); default per task")
     p.set_defaults(func=_demo_data)
 
+
+def _add_datalist(verbs) -> None:
     dl = verbs.add_parser("datalist", help="build a datalist JSON (splits, classes, patient ids)",
                           description="Build a datalist JSON from class folders, a CSV manifest, or CT volumes "
                                       "with lesion masks or centroids.")
@@ -176,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_split_args(p)
     p.set_defaults(func=_report_datalist(_datalist_volumes))
 
+
+def _add_baselines(verbs) -> None:
     p = verbs.add_parser("baselines", help="classic machine-learning baselines (LR, SVM, RF) on a datalist",
                          description="The thesis' classic baselines through scikit-learn: logistic regression, SVM "
                                      "and random forest on raw pixels or PCA features, trained on the training "
@@ -191,11 +206,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples of every interval")
     p.set_defaults(func=_baselines)
-
-    from medsynth.metrics.commands import register as register_metrics
-
-    register_metrics(verbs)
-    return parser
 
 
 def _quiet_optional_codec_notices() -> None:
