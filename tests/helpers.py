@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -46,3 +47,10 @@ def random_predictions(n: int = 7, k: int = 2, seed: int = 0) -> tuple[list[dict
     items = [{"image": f"/data/img,{i}.png", "label": int(y[i]), "patient_id": f"p{i // 2}", "source": "real"}
              for i in range(n)]
     return items, y, probs, probs.argmax(1)
+
+
+class FakeTTY(io.StringIO):
+    """A stream that says it is a terminal, so tqdm draws its bars into it (``getvalue()`` reads them)."""
+
+    def isatty(self) -> bool:
+        return True

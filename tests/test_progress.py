@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 
 import numpy as np
@@ -18,15 +17,9 @@ from medsynth.metrics.features import RandomCNNExtractor, extract_features
 from medsynth.networks.dcgan import Generator
 from medsynth.progress import progress
 from tests.export.test_synthetic import evaluator, fake_checkpoint, make_writer
+from tests.helpers import FakeTTY
 
 ETA = re.compile(r"\[\d\d:\d\d<(\d\d:\d\d|\?)")  # tqdm's "[elapsed<remaining" field
-
-
-class FakeTTY(io.StringIO):
-    """A stream that says it is a terminal."""
-
-    def isatty(self) -> bool:
-        return True
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from medsynth.classify.engine import (
     training_loader,
 )
 from medsynth.networks.classifiers import classifier, head_parameters
+from tests.helpers import FakeTTY
 
 
 def _items(n: int, positives: int, seed: int = 0) -> list[dict]:
@@ -114,28 +115,13 @@ def test_early_stopping_and_the_best_epoch_is_what_comes_back():
     assert probs.shape == (16, 2) and np.allclose(probs.sum(1), 1) and labels.tolist() == [1] * 8 + [0] * 8
 
 
-class _TTY:
-    """A stderr stand-in that says it is a terminal, so tqdm draws (and we can read) the bar."""
-
-    def __init__(self):
-        self.text = ""
-
-    def write(self, s):
-        self.text += s
-
-    def flush(self):
-        pass
-
-    def isatty(self):
-        return True
-
 
 @pytest.mark.parametrize("rank", ["0", "1"])
 def test_epoch_progress_bar_on_a_terminal_rank0_only(monkeypatch, rank):
     """Each stage's epochs show ignite's bar (with its time estimate) on rank 0's terminal; other ranks stay quiet."""
     import sys
 
-    tty = _TTY()
+    tty = FakeTTY()
     monkeypatch.setattr(sys, "stderr", tty)
     monkeypatch.setenv("RANK", rank)
     torch.manual_seed(0)
@@ -144,4 +130,4 @@ def test_epoch_progress_bar_on_a_terminal_rank0_only(monkeypatch, rank):
     train_stage(classifier("fracture_cnn", in_channels=1, image_size=32), loader, val, num_classes=2,
                 optimizer=optimizer_factory("adam", lr=1e-2), loss_function=torch.nn.CrossEntropyLoss(), max_epochs=2,
                 patience=5)
-    assert ("Epoch [2/2]" in tty.text and "<" in tty.text) == (rank == "0"), tty.text[-300:]
+    assert ("Epoch [2/2]" in tty.getvalue() and "<" in tty.getvalue()) == (rank == "0"), tty.getvalue()[-300:]

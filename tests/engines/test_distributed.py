@@ -8,6 +8,7 @@ from ignite.engine import Engine, Events
 
 from medsynth.engines import distributed
 from medsynth.engines.stats_handler import TrainingLogHandler, rank0_summary_writer
+from tests.helpers import FakeTTY
 
 
 def test_rank_reads_torchrun_environment_before_the_group(monkeypatch):
@@ -58,21 +59,10 @@ def test_log_handler_refuses_a_zero_interval():
 def test_log_handler_shows_a_progress_bar_on_a_terminal(monkeypatch):
     import sys
 
-    class TTY:
-        text = ""
-
-        def write(self, s):
-            TTY.text += s
-
-        def flush(self):
-            pass
-
-        def isatty(self):
-            return True
-
-    monkeypatch.setattr(sys, "stderr", TTY())
+    tty = FakeTTY()
+    monkeypatch.setattr(sys, "stderr", tty)
     monkeypatch.delenv("RANK", raising=False)
     engine = _engine()
     TrainingLogHandler(output_transform=lambda x: x, log_interval=1).attach(engine)
     engine.run([0, 1], max_epochs=2)
-    assert "Epoch [2/2]" in TTY.text and "<" in TTY.text  # the epoch and its time estimate
+    assert "Epoch [2/2]" in tty.getvalue() and "<" in tty.getvalue()  # the epoch and its time estimate
