@@ -254,7 +254,7 @@ def classification_report(y_true: np.ndarray, probs: np.ndarray, classes: Sequen
     threshold = threshold if k == 2 else None
     pred = predict_labels(probs, threshold, positive if positive is not None else 1)
     cm = _confusion(y, pred, k)
-    boot: dict[str, Any] = {"n_resamples": n_resamples, "seed": seed, "confidence": confidence}
+    boot = {"n_resamples": n_resamples, "seed": seed, "confidence": confidence}
 
     def balanced_accuracy(yy: np.ndarray, pp: np.ndarray) -> float:
         return _balanced_accuracy(yy, pp, k)
