@@ -127,6 +127,7 @@ def select_synthetic(real_training: list[dict], synthetic: list[dict], classes: 
         wanted = _shares(int(count), {k: len(v) for k, v in by_class.items()})
     else:
         real = counts_by_class(real_training, classes)
+        assert target_ratio is not None  # count is None, and not both are
         goal = math.ceil(Fraction(max(real.values())) / parse_ratio(target_ratio))
         wanted = {k: max(0, goal - real[classes[k]]) if by_class[k] else 0 for k in by_class}
     for k, n in wanted.items():
@@ -163,8 +164,10 @@ def arm_stages(arm: str, real_training: list[dict], synthetic: list[dict] | None
         stages = [Stage("train", real, augment=arm == "classic_aug", rebalance=rebalance if arm == "rebalance"
                         else None)]
     elif arm == "synthetic":
+        assert synthetic is not None  # NEEDS_SYNTHETIC: refused above without one
         stages = [Stage("train", real + synthetic)]
     elif arm in ("warm_start", "synthetic_only"):
+        assert synthetic is not None
         covered = {it["label"] for it in synthetic}
         others = [it for it in real if it["label"] not in covered]
         if arm == "synthetic_only":
@@ -173,6 +176,7 @@ def arm_stages(arm: str, real_training: list[dict], synthetic: list[dict] | None
             stages = [Stage("pretrain", synthetic + others, scored=False),
                       Stage("finetune", real, init_from="pretrain")]
     else:
+        assert synthetic is not None
         if not 1 <= phases <= len(synthetic):
             raise ValueError(f"phases must be between 1 and the {len(synthetic)} selected synthetic images, "
                              f"got {phases}")

@@ -29,7 +29,7 @@ from monai.handlers import (
 )
 from monai.transforms import Activationsd, AsDiscreted, Compose
 from torch import nn
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader, Sampler, WeightedRandomSampler
 
 from medsynth.engines.checkpoint import unwrap_network
 from medsynth.engines.distributed import is_rank0
@@ -63,7 +63,7 @@ def class_weights(labels: Sequence[int], num_classes: int) -> torch.Tensor:
     return torch.as_tensor(weights, dtype=torch.float32)
 
 
-def training_loader(dataset, labels: Sequence[int], batch_size: int, *, oversample: bool, seed: int,
+def training_loader(dataset, labels: Sequence[int] | np.ndarray, batch_size: int, *, oversample: bool, seed: int,
                     num_workers: int = 0, distributed: bool = False) -> DataLoader:
     """Shuffled batches, or with ``oversample`` a seeded sampler drawing every class equally often.
 
@@ -73,14 +73,16 @@ def training_loader(dataset, labels: Sequence[int], batch_size: int, *, oversamp
     generator = torch.Generator().manual_seed(seed)
     labels = np.asarray(labels, dtype=int)
     item_weights = (1.0 / np.bincount(labels))[labels] if oversample else None
+    sampler: Sampler
     if distributed:
         from monai.data import DistributedSampler, DistributedWeightedRandomSampler
 
         sampler = (DistributedWeightedRandomSampler(dataset, item_weights.tolist(), generator=generator)
-                   if oversample else DistributedSampler(dataset, shuffle=True))
+                   if item_weights is not None else DistributedSampler(dataset, shuffle=True))
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=True)
-    if oversample:
-        sampler = WeightedRandomSampler(torch.as_tensor(item_weights), len(labels), replacement=True,
+    if item_weights is not None:
+        # torch types weights Sequence[float]; WeightedRandomSampler takes (and documents) a tensor
+        sampler = WeightedRandomSampler(torch.as_tensor(item_weights), len(labels), replacement=True,  # type: ignore[arg-type]
                                         generator=generator)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=True)
     return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator, num_workers=num_workers,
@@ -112,6 +114,7 @@ class KeepBest:
 def _evaluator(network: nn.Module, val_loader: DataLoader, num_classes: int, device, amp: bool,
                summary_writer=None, inferer=None) -> SupervisedEvaluator:
     post = Compose([Activationsd(keys="pred", softmax=True), AsDiscreted(keys="label", to_onehot=num_classes)])
+    handlers: list[StatsHandler | TensorBoardStatsHandler]
     handlers = [StatsHandler(name="medsynth.classifier", iteration_log=False, output_transform=lambda x: None)]
     if summary_writer is not None:
         handlers.append(TensorBoardStatsHandler(summary_writer, iteration_log=False, output_transform=lambda x: None))
@@ -135,7 +138,7 @@ def train_stage(network: nn.Module, train_loader: DataLoader, val_loader: DataLo
         inferer: MONAI inferer of training and validation (``SimpleInferer`` when None).
     """
     keep, bare = KeepBest(network), unwrap_network(network)
-    runs = [(max_epochs, None, 1.0)]
+    runs: list[tuple[int, str | None, float]] = [(max_epochs, None, 1.0)]
     if freeze_epochs > 0:
         runs = [(min(freeze_epochs, max_epochs), "head", 1.0), (max_epochs - freeze_epochs, "all", finetune_lr_factor)]
     done = 0

@@ -26,11 +26,13 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
 from monai.utils import set_determinism
 from torch import nn
+from torch.utils.data.distributed import DistributedSampler
 
 from medsynth.classify.arms import NEEDS_SYNTHETIC, Stage, arm_stages, load_synthetic, select_synthetic
 from medsynth.classify.engine import class_weights, predict, train_stage, training_loader
@@ -70,8 +72,10 @@ class ClassifierExperiment:
         if max_epochs is not None:
             spec = dataclasses.replace(spec, max_epochs=max_epochs)
         self.data, self.network_def, self.optimizer, self.spec = data, network_def, optimizer, spec
-        self.output_dir, self.arms, self.seeds = spec.output_dir, spec.arms, spec.seed_list
-        self.synthetic_path, self.model_path = spec.synthetic_datalist, spec.model_path
+        # ExperimentSpec.__post_init__ has turned its paths into Path objects
+        self.output_dir, self.arms, self.seeds = cast(Path, spec.output_dir), spec.arms, spec.seed_list
+        self.synthetic_path = cast("Path | None", spec.synthetic_datalist)
+        self.model_path = cast("Path | None", spec.model_path)
         self.device = torch.device(spec.device)
         self.inferer = inferer
         self.classes = data.classes
@@ -147,6 +151,8 @@ class ClassifierExperiment:
         return results
 
     def _run_stages(self, arm: str, seed: int, stages: list[Stage], val_loader, test_loader) -> tuple[dict, nn.Module]:
+        trained: dict[str, dict[str, torch.Tensor]]
+        network: nn.Module | None
         reports, trained, network = {}, {}, None
         for stage in stages:
             logger.info("arm %s seed %d stage %s: training on %s", arm, seed, stage.name, stage.counts)
@@ -162,6 +168,7 @@ class ClassifierExperiment:
                 _save_state(network, folder / "model.pt")
                 atomic_write_json(folder / "stage.json", {"arm": arm, "seed": seed, "stage": stage.name,
                                                           "training_counts": stage.counts, **info})
+        assert network is not None  # arm_stages gives at least one stage
         return reports, network
 
     def _train(self, network: nn.Module, stage: Stage, seed: int, val_loader, tag: str) -> tuple[nn.Module, dict]:
@@ -180,7 +187,9 @@ class ClassifierExperiment:
         weight = class_weights(labels, len(self.classes)) if stage.rebalance == "weights" else None
         loss = nn.CrossEntropyLoss(weight=None if weight is None else weight.to(self.device))
         epochs = spec.stage_pretrain_epochs if stage.name == "pretrain" else spec.max_epochs
-        hook = (lambda engine: loader.sampler.set_epoch(engine.state.epoch)) if spec.distributed else None
+        # distributed: training_loader's sampler is a DistributedSampler
+        hook = ((lambda engine: cast(DistributedSampler, loader.sampler).set_epoch(engine.state.epoch))
+                if spec.distributed else None)
         writer = self._writer(tag)
         try:
             _, info = train_stage(model, loader, val_loader, num_classes=len(self.classes),
@@ -229,6 +238,7 @@ class ClassifierExperiment:
                                     threshold=threshold, positive=self.positive, n_resamples=spec.n_resamples,
                                     seed=seed, extra=extra, title=f"{arm}, seed {seed}, {stage.name}", plots=True,
                                     write=write)
+        assert report is not None  # _check: every class is in the test split, and test labels are known
         if write:
             _save_state(network, folder / "model.pt")
             writer = self._writer(f"{arm}/seed_{seed}/{stage.name}")
@@ -253,6 +263,7 @@ class ClassifierExperiment:
 
     def _export(self, arm: str, seed: int, network: nn.Module, reports: dict) -> None:
         stage, report = list(reports.items())[-1]
+        assert self.model_path is not None  # run() exports only with a model_path
         _save_state(network, self.model_path)
         network_args = dict(getattr(self.network_def, "keywords", {}))  # the bundle's network_factory partial
         info = {"arm": arm, "seed": seed, "stage": stage, "architecture": network_args.get("name"),
@@ -293,9 +304,11 @@ def write_comparison(output_dir: str | os.PathLike, n_resamples: int = 1000) -> 
         logger.info("no comparison written: %s", "run the 'real' arm into the same output_dir to compare with it"
                     if BASELINE not in runs else "only the 'real' arm has run")
         return None
+    result: dict[str, dict]
     result, lines = {}, ["# Arms compared with the real arm (same real test split)", ""]
     for seed in sorted(runs[BASELINE]):
         base = _load_run(runs[BASELINE][seed])
+        rows: list[tuple[str, dict, dict | None]]
         rows, result[str(seed)] = [(BASELINE, base["report"], None)], {}
         for name, seeds in runs.items():
             if name == BASELINE or seed not in seeds:

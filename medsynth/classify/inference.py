@@ -81,7 +81,7 @@ class PredictionWriter:
         engine.add_event_handler(Events.COMPLETED, self._write)
 
     def _collect(self, engine: Engine) -> None:
-        pred = engine.state.output["pred"]
+        pred = engine.state.output["pred"]  # type: ignore[index]  # ignite types State.output int | None
         if isinstance(pred, list):
             pred = torch.stack(pred)
         self.probs.append(torch.softmax(pred.float(), dim=1).detach().cpu().numpy())

@@ -169,6 +169,7 @@ def datalist_from_csv(
     rows = _read_manifest(csv_path, [c for c in (image_col, label_col, patient_col) if c])
     labels = [row[label_col] for _, row in rows]
     names, by_index = _label_scheme(labels, _class_names(classes), csv_path, label_col)
+    seen: dict[Path, int]
     log, seen, files = SkipLog(skip_bad), {}, []
     for row_no, row in rows:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from monai.data import CacheDataset, Dataset, PersistentDataset
 from monai.data.utils import pickle_hashing
@@ -55,7 +56,7 @@ def make_dataset(
         if cache_dir is None:
             raise ValueError("cache='disk' needs a cache_dir")
         refuse_output_inside(cache_dir, sorted({str(Path(it["image"]).parent) for it in items}))
-        return PersistentDataset(items, transform, cache_dir=cache_dir, hash_transform=pickle_hashing)
+        return PersistentDataset(items, transform, cache_dir=Path(cache_dir), hash_transform=pickle_hashing)
     return Dataset(items, transform)
 
 
@@ -77,7 +78,7 @@ def dataset_from_datalist_file(
     (seeded with ``seed``) after the cached deterministic part.
     """
     datalist = load_datalist(path)
-    modality = datalist.get("modality")
+    modality: Any = datalist.get("modality")  # unchecked JSON: load_preset refuses what it has no preset for
     try:
         preset = load_preset(modality, spatial_size=(size, size), window=datalist.get("window"), range=range)
     except ValueError as e:

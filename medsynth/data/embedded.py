@@ -11,13 +11,14 @@ import fcntl
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import medsynth
 
 logger = logging.getLogger(__name__)
 
 # How each demo set becomes a datalist: the same commands a user runs on real data (datasets.md).
-_CSV_ARGS = {"image_col": "image_name", "label_col": "target", "patient_col": "patient_id",
+_CSV_ARGS: dict[str, Any] = {"image_col": "image_name", "label_col": "target", "patient_col": "patient_id",
              "classes": ["benign", "malignant"], "task": "skin", "modality": "dermoscopy"}
 
 

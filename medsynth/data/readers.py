@@ -72,7 +72,7 @@ def image_suffix(path: str | os.PathLike) -> str:
 def image_kind(path: str | os.PathLike) -> str | None:
     """``"pil"``, ``"nifti"``, ``"dicom"``, or None for a file no reader here takes (reads <= 132 bytes)."""
     kind = READER_BY_SUFFIX.get(image_suffix(path))
-    if kind is None and pydicom.misc.is_dicom(path):  # DICOM files often have no suffix (IM0001, UIDs)
+    if kind is None and pydicom.misc.is_dicom(Path(path)):  # DICOM files often have no suffix (IM0001, UIDs)
         kind = "dicom"
     return kind
 
@@ -97,7 +97,8 @@ class SuffixReader(ImageReader):
     def reader_for(self, filename: Sequence[str | os.PathLike] | str | os.PathLike) -> ImageReader | None:
         """The reader of ``filename`` (all files of a list must be of one kind), or None."""
         kinds = {_file_kind(name) for name in ensure_tuple(filename)}
-        return self.readers.get(kinds.pop()) if len(kinds) == 1 else None
+        kind = kinds.pop() if len(kinds) == 1 else None
+        return None if kind is None else self.readers.get(kind)
 
     def verify_suffix(self, filename: Sequence[str | os.PathLike] | str | os.PathLike) -> bool:
         return self.reader_for(filename) is not None
@@ -228,7 +229,8 @@ def _read_nifti(path: Path, expect: int) -> tuple[np.ndarray, dict]:
     """NIfTI via ``NibabelReader``: ``(X, Y[, Z[, 1[, C]]])`` to ``(C, Z, Y, X)``."""
     try:
         header_img = nib.load(path)  # lazy: reads the header, not the voxels
-        shape, dtype = tuple(int(s) for s in header_img.shape), header_img.get_data_dtype()
+        # nib.load is typed FileBasedImage; a NIfTI file gives a SpatialImage, which has both
+        shape, dtype = tuple(int(s) for s in header_img.shape), header_img.get_data_dtype()  # type: ignore[attr-defined]
     except Exception as e:
         raise InputError(path, f"corrupt or unreadable NIfTI file ({_describe(e)})") from e
     if len(shape) < 2 or min(shape) == 0:

@@ -21,6 +21,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -189,7 +190,8 @@ def extract_rois(volume: np.ndarray, mask_or_centroids: np.ndarray | Sequence[Se
         image = _sample_square(volume[:, :, k], spacing, (ci, cj), side, out_size)
         ras = affine @ np.array([ci, cj, k, 1.0])
         rois.append(Roi(image, _roi_affine(affine, (ci, cj), k, side, out_size), lesion, k,
-                        (-float(ras[0]), -float(ras[1]), float(ras[2])), side, tuple(window)))
+                        (-float(ras[0]), -float(ras[1]), float(ras[2])), side,
+                        cast("tuple[float, float]", tuple(window))))  # (low, high), not checked here
     return rois
 
 
@@ -405,6 +407,7 @@ def _items(rows: list[_Row], classes: list[str], settings: dict, rois_dir: Path,
            skips: SkipLog) -> list[dict]:
     """Datalist items of all rows; bad rows go to ``skips`` (which raises unless skipping)."""
     rois_dir.mkdir(parents=True, exist_ok=True)
+    taken: dict[str, int]
     items, taken, cache, reused = [], {}, _ReadCache(), 0
     for row in rows:
         try:

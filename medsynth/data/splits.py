@@ -44,17 +44,17 @@ def assign_splits(
     """
     if len(labels) != len(groups):
         raise ValueError(f"{len(labels)} labels but {len(groups)} patient ids")
-    fractions = np.asarray(parse_fractions(fractions))
-    labels = np.asarray(labels, dtype=int)
+    fraction_array = np.asarray(parse_fractions(fractions))
+    label_array = np.asarray(labels, dtype=int)
     names, group_index = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
-    n_classes = int(labels.max()) + 1 if len(labels) else 0
+    n_classes = int(label_array.max()) + 1 if len(label_array) else 0
     group_counts = np.zeros((len(names), n_classes))
-    np.add.at(group_counts, (group_index, labels), 1)
+    np.add.at(group_counts, (group_index, label_array), 1)
 
     order = np.random.default_rng(seed).permutation(len(names))
     order = order[np.argsort(-group_counts[order].sum(1), kind="stable")]  # large patients first
     totals = group_counts.sum(0)
-    target = fractions[:, None] * totals[None, :]
+    target = fraction_array[:, None] * totals[None, :]
     scale = np.maximum(totals, 1.0)[None, :]
     counts = np.zeros((len(SPLITS), n_classes))
     group_split = np.empty(len(names), dtype=int)
@@ -67,7 +67,7 @@ def assign_splits(
         best = int(np.argmin(costs))
         group_split[g] = best
         counts[best] += group_counts[g]
-    _warn_missing_classes(counts, fractions)
+    _warn_missing_classes(counts, fraction_array)
     return [SPLITS[group_split[i]] for i in group_index]
 
 

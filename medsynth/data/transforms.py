@@ -21,6 +21,7 @@ inverts twice, and rewrites the meta to MONOCHROME2 once the pixels are.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +48,7 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 _PIL_BITS = {"1": 1, "L": 8, "LA": 8, "P": 8, "RGB": 8, "RGBA": 8, "I;16": 16, "I;16B": 16, "I;16L": 16}
 
 
-def dicom_tag(meta: Mapping, tag: str) -> object | None:
+def dicom_tag(meta: Mapping, tag: str) -> Any:
     """Value of DICOM ``tag`` (``"00280004"``) in MONAI meta from PydicomReader or ITKReader, or None."""
     if tag in meta:  # pydicom JSON model: {"vr": "CS", "Value": [...]}
         value = meta[tag]
@@ -66,7 +67,7 @@ def stored_range(meta: Mapping, bits: int | None = None) -> tuple[float, float]:
     bits, signed = int(bits), str(dicom_tag(meta, "00280103")) == "1"
     lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
     slope, intercept = float(dicom_tag(meta, "00281053") or 1), float(dicom_tag(meta, "00281052") or 0)
-    return tuple(sorted((lo * slope + intercept, hi * slope + intercept)))  # type: ignore[return-value]
+    return tuple(sorted((lo * slope + intercept, hi * slope + intercept)))
 
 
 class InvertMonochrome1(Transform):
@@ -84,7 +85,7 @@ class InvertMonochrome1(Transform):
         if "00280004" in meta:
             lo, hi = stored_range(meta)
             img = (lo + hi) - img
-            meta = img.meta
+            meta = img.meta  # type: ignore[attr-defined]  # a MetaTensor's arithmetic gives a MetaTensor; torch says Tensor
             meta["00280004"] = {"vr": "CS", "Value": ["MONOCHROME2"]}
         else:
             meta["0028|0004"] = "MONOCHROME2"
@@ -178,9 +179,11 @@ def _intensity(modality: str, keys: list, window: Sequence[float] | None, range:
         a_min, a_max = window if window is not None else DEFAULT_WINDOW
         return [ScaleIntensityRanged(keys, a_min=a_min, a_max=a_max, b_min=low, b_max=1.0, clip=True)]
     if modality == "dermoscopy":
-        out = [ScaleIntensityRanged(keys, a_min=0.0, a_max=255.0, b_min=low, b_max=1.0, clip=True)]
+        out: list[MapTransform] = [ScaleIntensityRanged(keys, a_min=0.0, a_max=255.0, b_min=low, b_max=1.0, clip=True)]
         if range == "imagenet":
-            out.append(NormalizeIntensityd(keys, subtrahend=IMAGENET_MEAN, divisor=IMAGENET_STD,
+            # MONAI types NormalizeIntensityd's subtrahend/divisor as arrays; it forwards them to NormalizeIntensity,
+            # which takes a Sequence too
+            out.append(NormalizeIntensityd(keys, subtrahend=IMAGENET_MEAN, divisor=IMAGENET_STD,  # type: ignore[arg-type]
                                            channel_wise=True))
         return out
     out = [InvertMonochrome1d(keys), ScaleStoredBitsd(keys, bits=bits)]
@@ -217,7 +220,8 @@ def load_preset(
                "dermoscopy": [PILReader(converter=to_rgb)],
                "xray": [SuffixReader({"pil": PILReader(), "dicom": PydicomReader(prune_metadata=False)})]}[modality]
     return Compose([
-        LoadImaged(keys, reader=readers, image_only=True),
+        # MONAI types reader as a class or name; LoadImaged documents (and takes) reader instances and lists
+        LoadImaged(keys, reader=readers, image_only=True),  # type: ignore[arg-type]
         EnsureChannelFirstd(keys),
         *_intensity(modality, keys, window, range, bits),
         ResizeAntialiasedd(keys, spatial_size),

@@ -20,6 +20,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -50,6 +51,7 @@ def _dicom_series(folder: Path, series_uid: str | None) -> tuple[str, dict]:
     for itk_id in gen.GetSeriesUIDs():
         files = list(gen.GetFileNames(itk_id))
         ds = pydicom.dcmread(files[0], stop_before_pixels=True)
+        info: dict[str, Any]
         info = {"series_uid": str(ds.get("SeriesInstanceUID", "")), "modality": str(ds.get("Modality", "")),
                 "description": str(ds.get("SeriesDescription", "")), "n_files": len(files)}
         found.setdefault(info["series_uid"], []).append((itk_id, info))
@@ -78,11 +80,12 @@ def _loader():
 
 def _load(path: Path, series_uid: str | None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Read with MONAI: ``(array (X, Y, Z) float32 as stored, RAS affine, info)``; raises InputError."""
-    from monai.data import ITKReader, NibabelReader
+    from monai.data import ImageReader, ITKReader, NibabelReader
 
     if not path.exists():
         raise InputError(path, "file or folder not found")
     name = path.name.lower()
+    reader: ImageReader
     if path.is_dir():
         itk_id, info = _dicom_series(path, series_uid)
         reader, info = ITKReader(series_name=itk_id), {"format": "dicom", **info}

@@ -94,6 +94,7 @@ def _liver(rng: np.random.Generator, z, y, x, hu: np.ndarray, cavity: np.ndarray
 
 def _metastasis_hu(rng: np.random.Generator, rho, theta, t: float) -> np.ndarray:
     """Hypodense heterogeneous centre (30-60 HU) and an enhancing rim at 0.85 r, beaded as ``t`` grows."""
+    centre_hu: float | np.ndarray
     centre_hu = (1 - t) * rng.uniform(30, 60) + t * rng.uniform(35, 50)  # towards the hemangioma body
     centre_hu = centre_hu + 7 * (1 - 0.5 * t) * smooth_field(rng, rho.shape, 1.5)
     beads = 1.0 - t * (0.5 + 0.5 * np.cos(rng.integers(4, 8) * theta + rng.uniform(0, 2 * np.pi)))

@@ -351,7 +351,7 @@ def _write_ct_set(root: Path, counts: dict[str, int], seed: int, difficulty: flo
             centroid, diameter = _lesion_geometry(mask, lesion["mask_value"], spacing, origin)
             geometry = [round(float(c), 2) for c in centroid] + [round(diameter, 2)]
             rows.append((pid, ct, seg, lesion["mask_value"], lesion["label"], series, *geometry))
-    header = ("patient_id", "volume", "mask", "mask_value", "label", "dicom_series")
+    header: tuple[str, ...] = ("patient_id", "volume", "mask", "mask_value", "label", "dicom_series")
     header += ("centroid_x_mm", "centroid_y_mm", "centroid_z_mm", "diameter_mm")
     write_csv(root / "lesions.csv", header, rows)
     return {"lesions": "lesions.csv"}, int(patient.max() + 1)

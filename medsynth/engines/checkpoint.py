@@ -28,7 +28,7 @@ import random
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import torch
@@ -148,7 +148,8 @@ class AtomicCheckpointSaver(CheckpointSaver):
         self.key_metric_name = kwargs.get("key_metric_name")
         for ckpt in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
             if ckpt is not None:
-                ckpt.save_handler = _DeferredRemoveSaver(ckpt.save_handler)
+                # ignite infers save_handler as DiskSaver; Checkpoint takes any BaseSaveHandler
+                ckpt.save_handler = _DeferredRemoveSaver(ckpt.save_handler)  # type: ignore[assignment]
 
     def attach(self, engine: Any) -> None:
         """Attach on rank 0 only: one process writes the checkpoints of a distributed run."""
@@ -223,8 +224,8 @@ def resume(
         except (RuntimeError, KeyError, ValueError) as e:
             raise InputError(path, f"entry {key!r} does not fit: {e}") from e
     for key, engine in engines.items():
-        if key in loaded and max_epochs[key] is not None:
-            if engine.state.epoch > max_epochs[key]:
+        if key in loaded and (limit := max_epochs[key]) is not None:
+            if engine.state.epoch > limit:
                 raise InputError(path, f"the checkpoint is at epoch {engine.state.epoch}, past max_epochs "
                                        f"{max_epochs[key]}: raise max_epochs to continue training")
             engine.state.max_epochs = max_epochs[key]
@@ -279,7 +280,8 @@ def bake_parametrizations(module: nn.Module) -> nn.Module:
             for sub in list(module.modules()):
                 if parametrize.is_parametrized(sub):
                     _own_class(sub)
-                    for name in list(sub.parametrizations.keys()):
+                    # parametrizations: the ModuleDict torch.nn.utils.parametrize adds at runtime
+                    for name in list(cast(nn.ModuleDict, sub.parametrizations).keys()):
                         parametrize.remove_parametrizations(sub, name, leave_parametrized=True)
     finally:
         for sub, training in modes:

@@ -21,13 +21,15 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
+_Tensors = list[Tensor] | tuple[Tensor, ...]  # what AveragedModel hands a multi_avg_fn
+
 
 def warmup_decay(decay: float, updates: int, warmup: int = 10) -> float:
     """``min(decay, (1 + updates) / (warmup + updates))`` (see the module docstring)."""
     return min(decay, (1 + updates) / (warmup + updates))
 
 
-def ema_multi_avg_fn(decay: float = 0.999, warmup: int = 10) -> Callable[[list[Tensor], list[Tensor], Tensor], None]:
+def ema_multi_avg_fn(decay: float = 0.999, warmup: int = 10) -> Callable[[_Tensors, _Tensors, Tensor | int], None]:
     """``multi_avg_fn`` for ``AveragedModel``: ``ema <- d_t * ema + (1 - d_t) * current``, ``d_t`` warmed up.
 
     ``warmup = 0`` gives torch's constant-decay EMA.
@@ -38,7 +40,7 @@ def ema_multi_avg_fn(decay: float = 0.999, warmup: int = 10) -> Callable[[list[T
         raise ValueError(f"warmup must be >= 0, got {warmup}")
 
     @torch.no_grad()
-    def update(ema: list[Tensor], current: list[Tensor], num_averaged: Tensor) -> None:
+    def update(ema: _Tensors, current: _Tensors, num_averaged: Tensor | int) -> None:
         d = warmup_decay(decay, int(num_averaged), warmup) if warmup else decay
         if torch.is_floating_point(ema[0]) or torch.is_complex(ema[0]):
             torch._foreach_lerp_(ema, current, 1.0 - d)

@@ -94,10 +94,12 @@ class GeneratorExportHandler:
             names = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
             raise ValueError(f"{best.path} holds no generator under {self.key!r} or {self.ema_key!r} (has {names})")
         network = self.ema_key if self.use_ema and ckpt.get(self.ema_key) is not None else self.key
-        like = unwrap_network(engine.g_network)  # the architecture; export_generator loads into a copy of it
+        # the architecture; export_generator loads into a copy of it. g_network: ConditionalGanTrainer's attribute (or
+        # one set on a plain Engine), unknown to ignite's Engine
+        like = unwrap_network(engine.g_network)  # type: ignore[attr-defined]
         export_generator(ckpt, self.path, self.key, ema_key=self.ema_key, use_ema=self.use_ema, like=like)
         self.exported = ExportedGenerator(self.path, best.path, network, best.metric)
-        trainer = ckpt.get("trainer") if isinstance(ckpt.get("trainer"), dict) else {}
+        trainer = found if isinstance(found := ckpt.get("trainer"), dict) else {}
         # ignite's engine state_dict holds iteration and epoch_length, not the epoch
         epoch = trainer["iteration"] // trainer["epoch_length"] if trainer.get("epoch_length") else None
         logger.info("exported %s of the best checkpoint %s (epoch %s, key metric %s) to %s", network, best.path,

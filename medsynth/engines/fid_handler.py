@@ -134,6 +134,7 @@ class FIDHandler(PeriodicHandler):
         engine.state.metrics[self.metric_name] = fid
         iteration, epoch = engine.state.iteration, engine.state.epoch
         self.history.append((iteration, epoch, fid))
+        assert self._real is not None  # compute() extracted the real features
         name, num_real = _extractor_name(self.extractor), len(self._real.features)
         logger.info("%s = %.4f at epoch %d, iteration %d (%s, %d fakes vs %d reals, %.1f s)", self.metric_name,
                     fid, epoch, iteration, name, self.num_samples, num_real, time.perf_counter() - start)
@@ -161,7 +162,7 @@ class FIDHandler(PeriodicHandler):
             if first is None:
                 raise ValueError("real_data yielded no batch: the FID needs a non-empty real split")
             self.extractor = _build_extractor(self.extractor, self._unpack(first)[0].shape[1], self.weights)
-            labels: list[Tensor] = []
+            labels: list[Tensor | None] = []
 
             def unit_images() -> Iterator[Tensor]:
                 for batch in chain([first], batches):
@@ -187,7 +188,8 @@ class FIDHandler(PeriodicHandler):
         if self._latents is None:
             num_classes = int(getattr(engine, "num_classes", 0) or 0)
             generator = torch.Generator().manual_seed(self.seed)
-            z = torch.randn(self.num_samples, int(engine.latent_size), generator=generator)
+            # latent_size: ConditionalGanTrainer's attribute (or one set on a plain Engine), unknown to ignite's Engine
+            z = torch.randn(self.num_samples, int(engine.latent_size), generator=generator)  # type: ignore[attr-defined]
             y = None
             if num_classes:
                 counts = self._class_counts(engine, num_classes) if self.class_match else torch.ones(num_classes)
@@ -208,6 +210,7 @@ class FIDHandler(PeriodicHandler):
                 fakes = network(z[start:stop].to(device), None if y is None else y[start:stop].to(device))
                 yield (fakes.float().clamp(-1, 1) + 1) / 2
 
+        assert isinstance(self.extractor, nn.Module)  # real_features built it
         with eval_mode(network):
             return features_of_tensors(unit_images(), self.extractor, device=device)
 
@@ -247,6 +250,7 @@ class FIDHandler(PeriodicHandler):
         return images, labels
 
     def _append_csv(self, row: list) -> None:
+        assert self.log_file is not None  # called only with a log_file
         path = Path(self.log_file)
         path.parent.mkdir(parents=True, exist_ok=True)
         new = not path.is_file() or path.stat().st_size == 0

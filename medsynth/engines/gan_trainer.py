@@ -138,6 +138,7 @@ class ConditionalGanTrainer(Trainer):
         num_classes = int(getattr(g_network, "num_classes", 0) if num_classes is None else num_classes)
         latent_size = getattr(g_network, "latent_size", None) if latent_size is None else latent_size
         _check_options(loss, class_sampling, n_critic, num_classes, minority_class, latent_size)
+        assert latent_size is not None  # _check_options refuses None
         super().__init__(
             device=device, max_epochs=max_epochs, data_loader=train_data_loader, epoch_length=epoch_length,
             non_blocking=non_blocking, handlers=train_handlers, amp=amp, decollate=decollate, to_kwargs=to_kwargs,
@@ -250,6 +251,7 @@ class ConditionalGanTrainer(Trainer):
         if self.class_sampling == "uniform":
             return z, torch.randint(0, self.num_classes, (batch_size,), device=device)
         if self.class_sampling == "minority":
+            assert self.minority_class is not None  # _check_options: "minority" with classes needs one
             return z, torch.full((batch_size,), int(self.minority_class), dtype=torch.long, device=device)
         return z, labels
 
@@ -285,6 +287,7 @@ class ConditionalGanTrainer(Trainer):
         for _ in range(2):
             if getattr(self, "_dataloader_iter", None) is None:
                 self._dataloader_iter = iter(self.data_loader)
+            assert self._dataloader_iter is not None  # set just above when it was not
             try:
                 return next(self._dataloader_iter)
             except StopIteration:
@@ -333,8 +336,8 @@ def _split(out: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor | None]:
 
 def _has_class_head(d_network: nn.Module) -> bool:
     """Whether a (DDP-wrapped) discriminator has an auxiliary class head, by its ``classifier`` attribute."""
-    while isinstance(getattr(d_network, "module", None), nn.Module):
-        d_network = d_network.module
+    while isinstance(inner := getattr(d_network, "module", None), nn.Module):
+        d_network = inner
     return isinstance(getattr(d_network, "classifier", None), nn.Module)
 
 

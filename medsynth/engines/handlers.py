@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,8 @@ def sampling_network(engine: Engine, use_ema: bool = True) -> nn.Module:
     ``engine.g_network``, with DDP/DataParallel/``AveragedModel`` wrappers removed (a DDP forward on one rank only
     could wait forever on a buffer broadcast)."""
     ema = getattr(engine, "g_ema", None)
-    return unwrap_network(ema if ema is not None and use_ema else engine.g_network)
+    # g_network: ConditionalGanTrainer's attribute (or one set on a plain Engine); ignite's Engine does not declare it
+    return unwrap_network(ema if ema is not None and use_ema else engine.g_network)  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager
@@ -58,6 +59,7 @@ class PeriodicHandler:
 
     interval: int
     epoch_level: bool
+    __call__: Callable[[Engine], None]  # each subclass's handler
 
     def attach(self, engine: Engine) -> None:
         event = Events.EPOCH_COMPLETED if self.epoch_level else Events.ITERATION_COMPLETED
@@ -110,7 +112,7 @@ class SampleGridHandler(PeriodicHandler):
     def generate(self, engine: Engine) -> Tensor:
         """The fixed latents through the (EMA) generator: ``(rows * samples_per_class, C, H, W)`` on the CPU."""
         z, y = self._fixed_latents(engine)
-        device = engine.state.device
+        device = engine.state.device  # type: ignore[attr-defined]  # ignite's State takes any field; MONAI sets device
         with eval_mode(sampling_network(engine, self.use_ema)) as network:
             images = network(z.to(device), None if y is None else y.to(device))
         return images.float().cpu()
@@ -121,7 +123,9 @@ class SampleGridHandler(PeriodicHandler):
             num_classes = int(getattr(engine, "num_classes", 0) or 0)
             rows = num_classes or UNCONDITIONAL_ROWS
             generator = torch.Generator().manual_seed(self.seed)
-            z = torch.randn(rows * self.samples_per_class, engine.latent_size, generator=generator)
+            # latent_size: ConditionalGanTrainer's attribute (or one set on a plain Engine), unknown to ignite's Engine
+            z = torch.randn(rows * self.samples_per_class, engine.latent_size,  # type: ignore[attr-defined]
+                            generator=generator)
             y = torch.arange(num_classes).repeat_interleave(self.samples_per_class) if num_classes else None
             self._latents = (z, y)
         return self._latents

@@ -63,7 +63,8 @@ def reading_preset(modality: str, channels: int) -> str:
 
 def nifti_affine(spacing: float | Sequence[float] = 1.0) -> np.ndarray:
     """RAS affine ``(4, 4)`` of a synthetic ROI array ``(X, Y)`` in LPS voxel order, ``spacing`` ``(sx, sy)`` mm."""
-    sx, sy = (float(spacing), float(spacing)) if np.isscalar(spacing) else (float(s) for s in spacing)
+    # numpy's isscalar (a TypeIs) does not narrow float | Sequence[float]
+    sx, sy = (float(spacing), float(spacing)) if np.isscalar(spacing) else (float(s) for s in spacing)  # type: ignore[arg-type, union-attr]
     return demo_nifti_affine((sx, sy, 1.0), (0.0, 0.0, 0.0))
 
 

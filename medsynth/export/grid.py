@@ -43,6 +43,6 @@ def make_grid_image(images: Tensor, nrow: int, row_labels: Sequence[str] | None 
     draw, white = ImageDraw.Draw(labelled), 255 if c == 1 else (255, 255, 255)
     for r, text in enumerate(row_labels):
         _, text_top, _, text_bottom = draw.textbbox((0, 0), str(text), font=font)
-        top = padding + r * (h + padding) + (h - text_bottom - text_top) // 2  # centred on the row
+        top = padding + r * (h + padding) + int((h - text_bottom - text_top) // 2)  # centred on the row
         draw.text((padding, top), str(text), fill=white, font=font)
     return labelled

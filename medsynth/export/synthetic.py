@@ -350,10 +350,15 @@ class SyntheticSetWriter:
 
         A progress bar over the images written (total: the sum of ``counts``) runs meanwhile, on a terminal only.
         """
+
+        def discard(_: Engine) -> None:
+            self._close_bar()
+            self.abort()
+
         engine.add_event_handler(Events.STARTED, self._started)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._iteration_completed)
         engine.add_event_handler(Events.COMPLETED, self._completed)
-        engine.add_event_handler(Events.TERMINATE, lambda _: (self._close_bar(), self.abort()))
+        engine.add_event_handler(Events.TERMINATE, discard)
         engine.add_event_handler(Events.EXCEPTION_RAISED, self._exception_raised)
 
     def _iteration_completed(self, engine: Engine) -> None:

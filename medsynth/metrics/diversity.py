@@ -39,6 +39,7 @@ def sample_pairs(n: int, max_pairs: int, seed: int = 0) -> np.ndarray:
     total = n * (n - 1) // 2
     if total <= max_pairs:
         return np.array(np.triu_indices(n, k=1)).T
+    pairs: set[tuple[int, int]]
     rng, pairs = np.random.default_rng(seed), set()
     while len(pairs) < max_pairs:
         i, j = rng.choice(n, size=2, replace=False)

@@ -13,6 +13,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -76,8 +77,9 @@ def evaluate_synthetic(
     logger.info("extracting %s features of %d images", extractor.name, len(paths))
     features = extract_features(paths, extractor, window=window, legacy=legacy, batch_size=batch_size,
                                 device=device, progress=progress)
-    run = _Run(extractor.name, window, settings, features, {p: i for i, p in enumerate(paths)})
-    report = _header(real_side, fake, extractor.name, legacy, window, settings, device)
+    name = cast(str, extractor.name)  # duck-typed (see medsynth.metrics.features); nn.Module says Tensor | Module
+    run = _Run(name, window, settings, features, {p: i for i, p in enumerate(paths)})
+    report = _header(real_side, fake, name, legacy, window, settings, device)
     report.update(_per_class_and_overall(real_side.reference, fake, run))
     report["memorization"] = _memorization(real_side, fake, Path(out_dir), run)
     write_report(report, out_dir)

@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any, cast
 
 import numpy as np
 import torch
@@ -74,6 +74,7 @@ class RandomCNNExtractor(nn.Module):
             for module in self.modules():
                 if isinstance(module, (nn.Conv2d, nn.Linear)):
                     nn.init.kaiming_normal_(module.weight, nonlinearity="relu", generator=generator)
+                    assert module.bias is not None  # built with bias=True above
                     nn.init.normal_(module.bias, std=0.1, generator=generator)
         self.eval().requires_grad_(False)
 
@@ -96,6 +97,9 @@ class ClassifierExtractor(nn.Module):
 
     The network's output, when it is ``(B, K)``, is returned as logits (the IS then uses the classifier).
     """
+
+    mean: torch.Tensor  # buffers
+    std: torch.Tensor
 
     def __init__(self, network: nn.Module, checkpoint: str | os.PathLike | None, layer: str, *,
                  input_size: tuple[int, int] = (64, 64), in_channels: int = 1, state_key: str | None = None,
@@ -136,16 +140,20 @@ def features_of_tensors(batches: Iterable[torch.Tensor], extractor: nn.Module, *
     """
     device = resolve_device(device)
     extractor.to(device).eval()
-    features, logits = [], []
+    features: list[torch.Tensor] = []
+    logits: list[torch.Tensor | None] = []
     for batch in batches:
-        x = prepare_batch(batch.to(device), extractor.in_channels, extractor.input_size, legacy)
+        # the extractor's duck-typed attributes (see the module docstring); nn.Module types them Tensor | Module
+        x = prepare_batch(batch.to(device), cast(int, extractor.in_channels),
+                          cast("tuple[int, int] | None", extractor.input_size), legacy)
         f, lg = extractor(x)
         features.append(f.double().cpu())
         logits.append(None if lg is None else lg.double().cpu())
     if not features:
         raise ValueError("no images to extract features from")
     has_logits = all(lg is not None for lg in logits)
-    return Features(torch.cat(features).numpy(), torch.cat(logits).numpy() if has_logits else None)
+    return Features(torch.cat(features).numpy(),
+                    torch.cat([lg for lg in logits if lg is not None]).numpy() if has_logits else None)
 
 
 def extract_features(paths: Sequence[str | os.PathLike], extractor: nn.Module, *,
@@ -163,8 +171,9 @@ def extract_features(paths: Sequence[str | os.PathLike], extractor: nn.Module, *
             when stderr is a terminal; progress_file: the bar's stream instead of stderr.
     """
     chunks = [list(paths[i:i + batch_size]) for i in range(0, len(paths), batch_size)]
+    options: dict[str, Any] = {} if progress else {"disable": True}
     bar = progress_bar(total=len(paths), desc=f"features ({extractor.name})", unit="img", file=progress_file,
-                       **({} if progress else {"disable": True}))  # shown on a terminal only
+                       **options)  # shown on a terminal only
 
     def read(chunk: list) -> list[np.ndarray]:
         return [load_unit_image(p, window) for p in chunk]
@@ -173,10 +182,11 @@ def extract_features(paths: Sequence[str | os.PathLike], extractor: nn.Module, *
         with ThreadPoolExecutor(max_workers=1) as pool:  # read the next batch while this one runs
             pending = pool.submit(read, chunks[0]) if chunks else None
             for i in range(len(chunks)):
+                assert pending is not None  # chunks is not empty
                 images = pending.result()
                 if i + 1 < len(chunks):
                     pending = pool.submit(read, chunks[i + 1])
-                yield from _stack(images, extractor.input_size)
+                yield from _stack(images, cast("tuple[int, int] | None", extractor.input_size))
                 bar.update(len(images))
 
     try:

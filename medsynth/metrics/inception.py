@@ -22,12 +22,16 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from medsynth.errors import MissingWeightsError  # noqa: F401  (raised here; importable from here as before)
 from medsynth.fileio import sha256_file
+
+if TYPE_CHECKING:
+    from torchvision.models import Inception3
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +96,7 @@ def download_fid_weights(dest: str | os.PathLike | None = None, progress: bool =
 
 
 @contextlib.contextmanager
-def pytorch_fid_state(provider: Callable[[nn.Module], dict]) -> Iterator[list[nn.Module]]:
+def pytorch_fid_state(provider: Callable[[nn.Module], dict]) -> Iterator[list[Inception3]]:
     """While active, pytorch-fid's ``fid_inception_v3()`` loads ``provider(model)`` instead of downloading.
 
     ``provider`` gets the freshly built torchvision ``Inception3`` (FID variant, 1008 classes) and returns
@@ -102,10 +106,10 @@ def pytorch_fid_state(provider: Callable[[nn.Module], dict]) -> Iterator[list[nn
     """
     import pytorch_fid.inception as pfi
 
-    built: list[nn.Module] = []
+    built: list[Inception3] = []
     original_build, original_load = pfi._inception_v3, pfi.load_state_dict_from_url
 
-    def build(*args, **kwargs) -> nn.Module:
+    def build(*args, **kwargs) -> Inception3:
         built.append(original_build(*args, **kwargs))
         return built[-1]
 
@@ -158,6 +162,7 @@ class FIDInceptionExtractor(nn.Module):
 
     input_size = (299, 299)
     in_channels = 3
+    fc_weight: torch.Tensor | None  # a buffer
 
     def __init__(self, network: nn.Module, fc_weight: torch.Tensor | None, name: str, fuse: bool = True):
         super().__init__()

@@ -115,7 +115,7 @@ def _tile(image: np.ndarray, tile: int) -> np.ndarray:
     h, w = pixels.shape[:2]
     scale = tile / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = Image.fromarray(pixels).resize(size, Image.NEAREST if scale >= 1 else Image.BILINEAR)
+    small = Image.fromarray(pixels).resize(size, Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.BILINEAR)
     out = np.full((tile, tile, 3), 128, np.uint8)
     out[:size[1], :size[0]] = np.asarray(small)
     return out

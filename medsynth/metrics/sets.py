@@ -115,6 +115,8 @@ def real_sets(path: str | os.PathLike, real_split: str = "test",
     reference = _split_set(datalist, path, splits)
     if not len(reference):
         raise InputError(path, f"no images in the {real_split} split to use as the FID reference")
+    train: ImageSet | None
+    held: ImageSet | None
     train, held = _split_set(datalist, path, ("training",)), _split_set(datalist, path, (held_split,))
     if not len(train) or not len(held):
         notes.append(f"memorization audit skipped: {path} needs images in 'training' and '{held_split}'")

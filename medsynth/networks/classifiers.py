@@ -45,6 +45,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -159,11 +160,12 @@ def classifier(name: str, in_channels: int = 3, num_classes: int = 2, *, pretrai
     checked against each network's minimum. ``dropout`` None keeps each network's default. The returned model
     carries ``head_name``, the dotted name of its final layer.
     """
-    name = check_option("network", name, NETWORKS)
+    name = cast(str, check_option("network", name, NETWORKS))  # never None: NETWORKS holds no None
     minimum = MIN_IMAGE_SIZE.get(name, 1)
     if image_size < minimum:
         raise ValueError(f"{name} needs image_size >= {minimum} (its feature maps shrink to nothing), "
                          f"got {image_size}")
+    model: nn.Module
     if name == "liver_cnn":
         model = LiverLesionCNN(in_channels, num_classes, image_size, 0.5 if dropout is None else dropout)
     elif name == "fracture_cnn":
@@ -194,18 +196,21 @@ def _library_network(name: str, in_channels: int, num_classes: int, dropout: flo
             _replace_first_conv(model, FIRST_CONV[name], in_channels)
     if dropout is not None and name not in OWN_DROPOUT:
         model.set_submodule(HEAD[name], nn.Sequential(nn.Dropout(dropout), model.get_submodule(HEAD[name])))
-    model.head_name = HEAD[name]
+    model.head_name = HEAD[name]  # type: ignore[assignment]  # torch types Module attributes Tensor | Module
     return model
 
 
 def _replace_first_conv(model: nn.Module, conv_name: str, in_channels: int) -> None:
     """Swap ``conv_name`` for an ``in_channels`` convolution whose filters copy the old RGB ones cyclically."""
     old = model.get_submodule(conv_name)
-    new = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding, old.dilation,
+    assert isinstance(old, nn.Conv2d)  # FIRST_CONV names a torchvision network's first Conv2d
+    # torch types a Conv2d's kernel_size, stride, padding, dilation tuple[int, ...], its constructor tuple[int, int]
+    new = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding, old.dilation,  # type: ignore[arg-type]
                     old.groups, old.bias is not None, old.padding_mode)
     with torch.no_grad():
         new.weight.copy_(old.weight[:, [i % old.in_channels for i in range(in_channels)]])
         if old.bias is not None:
+            assert new.bias is not None  # built with bias when old has one
             new.bias.copy_(old.bias)
     model.set_submodule(conv_name, new)
 
@@ -282,7 +287,7 @@ def load_backbone(model: nn.Module, path: str | os.PathLike, name: str) -> nn.Mo
     state = read_state_dict(path)
     if name == "densenet121":
         state = {_densenet_keys(k): v for k, v in state.items()}
-    head = model.head_name + "."
+    head = cast(str, model.head_name) + "."  # set by classifier(); torch types it Tensor | Module
     skipped = (head, *SKIPPED_KEYS.get(name, ()))
     state = {k: v for k, v in state.items() if not k.startswith(skipped)}
     expected = {k: v for k, v in model.state_dict().items() if not k.startswith(head)}

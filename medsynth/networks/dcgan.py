@@ -35,6 +35,7 @@ The bone-fracture study's small Keras GAN (Ibrahim & Bukhari) is, exactly (the t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +51,7 @@ NORMS: dict[str | None, tuple | str | None] = {
     "layer": ("group", {"num_groups": 1}),
     None: None,
 }
-ACTS: dict[str, tuple | str] = {
+ACTS: dict[str | None, tuple | str] = {
     "relu": "relu",
     "leakyrelu": ("leakyrelu", {"negative_slope": 0.2}),
     "elu": "elu",
@@ -303,6 +304,7 @@ class Discriminator(nn.Module):
         if self.conditioning is not None:
             y = check_labels(y, x.shape[0], f"discriminator ({self.conditioning})")
         if self.conditioning == "concat":
+            assert y is not None  # checked above
             maps = F.one_hot(y, self.num_classes).to(x.dtype)[:, :, None, None]
             x = torch.cat([x, maps.expand(-1, -1, x.shape[2], x.shape[3])], dim=1)
         phi = self.dropout(self.blocks(x).flatten(1))
@@ -334,7 +336,9 @@ def dcgan_init(module: nn.Module) -> None:
     batch-norm weights ~ N(1, 0.02), biases 0. Label embeddings keep PyTorch's default.
     """
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-        weight = module.parametrizations.weight.original if parametrize.is_parametrized(module, "weight") else None
+        # parametrizations is added at runtime by torch.nn.utils.parametrize; torch types it Tensor | Module
+        weight = (cast(torch.Tensor, module.parametrizations.weight.original)  # type: ignore[union-attr]
+                  if parametrize.is_parametrized(module, "weight") else None)
         nn.init.normal_(module.weight if weight is None else weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)

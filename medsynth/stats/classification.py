@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -305,14 +306,14 @@ def compare_predictions(y_true: np.ndarray, probs_a: np.ndarray, pred_a: np.ndar
                          f"predictions {len(pred_a)} and {len(pred_b)}")
     if positive is None and k == 2:
         positive = 1
-    boot = {"n_resamples": n_resamples, "seed": seed, "confidence": confidence}
+    boot: dict[str, Any] = {"n_resamples": n_resamples, "seed": seed, "confidence": confidence}
 
     def balanced_accuracy(yy: np.ndarray, pp: np.ndarray) -> float:
         return _balanced_accuracy(yy, pp, k)
 
     def minority_recall(yy: np.ndarray, pp: np.ndarray) -> float:
         return float(np.mean(pp[yy == positive] == positive)) if np.any(yy == positive) else float("nan")
-    out = {"mcnemar": mcnemar_test(pred_a == y, pred_b == y)}
+    out: dict[str, dict | None] = {"mcnemar": mcnemar_test(pred_a == y, pred_b == y)}
     if k == 2:
         out["roc_auc"] = delong_test(y == positive, probs_a[:, positive], probs_b[:, positive], confidence)
     else:

@@ -205,7 +205,7 @@ def bootstrap_interval(statistic: Callable[..., float], y_true: np.ndarray, *arr
     Resamples where the statistic is nan are dropped (with a logged warning); ``(nan, nan)`` if all are.
     """
     _z(confidence)
-    y, arrays = np.asarray(y_true), [np.asarray(a) for a in arrays]
+    y, arrays = np.asarray(y_true), tuple(np.asarray(a) for a in arrays)
     _same_length(y, *arrays)
     values = _resampled(statistic, y, arrays, stratified_bootstrap_indices(y, n_resamples, seed))
     return _percentiles(_drop_nan(values, getattr(statistic, "__name__", "statistic")), confidence)

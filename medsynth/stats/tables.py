@@ -41,8 +41,9 @@ DASH = "—"
 
 # ---------------------------------------------------------------- predictions CSV
 
-def write_predictions_csv(path: str | os.PathLike, items: Sequence[Mapping], y_true: Sequence[int | None],
-                          probs: np.ndarray, pred: Sequence[int], classes: Sequence[str]) -> Path:
+def write_predictions_csv(path: str | os.PathLike, items: Sequence[Mapping],
+                          y_true: Sequence[int | None] | np.ndarray, probs: np.ndarray,
+                          pred: Sequence[int] | np.ndarray, classes: Sequence[str]) -> Path:
     """Write one row per image of ``items`` (datalist entries, in the order of ``probs``); returns ``path``.
 
     ``y_true (N,)`` holds class indices, or -1/None for an image without a label (then ``label``,
