@@ -19,6 +19,12 @@ A synthetic set is a datalist whose items say ``"source": "synthetic"`` (what th
 write). Its classes are matched to the real datalist's **by name**, so a set written with another class order
 still lands on the right labels; a class the real datalist lacks, another modality or channel count is an
 :class:`~medsynth.errors.InputError` naming the synthetic datalist file.
+
+Provenance guards (refused, never warned about; :func:`refuse_synthetic_in_evaluation`,
+:func:`check_synthetic_provenance`): a synthetic image in the real datalist's ``validation`` or ``test`` split;
+a synthetic set whose generator trained on a patient (or image) of the classifier's ``validation`` or ``test``
+split (the set's ``provenance.source_datalist``, its ``training`` split); and a set generated from another
+datalist than the classifier's, or one that records none, unless ``allow_foreign_synthetic`` is set.
 """
 
 from __future__ import annotations
@@ -99,6 +105,106 @@ def load_synthetic(path: str | os.PathLike, real: dict) -> list[dict]:
     if missing:
         raise InputError(path, f"synthetic classes {missing} are not classes of the real datalist {real_names}")
     return [{**it, "label": real_names.index(names[it["label"]]), "source": "synthetic"} for it in items]
+
+
+EVALUATION_SPLITS = ("validation", "test")
+OWN_SOURCE = "source_datalist is this experiment's datalist"
+_SHOWN = 10  # example patients or images named in a refusal
+
+
+def refuse_synthetic_in_evaluation(datalist: dict, path: str | os.PathLike) -> None:
+    """Raise InputError (naming ``path``) when the ``validation`` or ``test`` split holds synthetic items.
+
+    An item is synthetic when it says ``"source": "synthetic"`` (or the whole datalist does). Synthetic images
+    may be trained on, never tuned or scored on: validation chooses the epoch and the threshold, test scores.
+    """
+    whole = datalist.get("source") == "synthetic"
+    for split in EVALUATION_SPLITS:
+        found = [it["image"] for it in datalist.get(split, []) if whole or it.get("source") == "synthetic"]
+        if found:
+            shown = ", ".join(str(p) for p in found[:3]) + (", ..." if len(found) > 3 else "")
+            raise InputError(path, f'the {split} split holds {len(found)} synthetic image(s) ("source": '
+                                   f'"synthetic"), e.g. {shown}; validation and test must be real images only '
+                                   "(synthetic images belong in training)")
+
+
+def _source_datalist(synthetic: dict) -> str | None:
+    """The ``provenance.source_datalist`` a synthetic set's datalist records (SyntheticSetWriter), or None."""
+    provenance = synthetic.get("provenance")
+    source = provenance.get("source_datalist") if isinstance(provenance, dict) else None
+    return str(source) if source else None
+
+
+def _resolved(image: str) -> str:
+    return str(Path(image).expanduser().resolve())
+
+
+def generator_overlap(generator_training: list[dict], evaluation: list[dict]) -> list[str]:
+    """Patients (or, for items without a patient id, image paths) of ``evaluation`` the generator trained on.
+
+    ``generator_training``: the training items of the generator's source datalist. An evaluation item overlaps
+    when its ``patient_id`` is a generator-training patient id or its image (resolved) is a training image.
+    """
+    ids = {str(it["patient_id"]) for it in generator_training if it.get("patient_id") not in (None, "")}
+    paths = {_resolved(it["image"]) for it in generator_training}
+    found: dict[str, None] = {}
+    for it in evaluation:
+        pid = it.get("patient_id")
+        pid = None if pid in (None, "") else str(pid)
+        image = _resolved(it["image"])
+        if (pid is not None and pid in ids) or image in paths:
+            found[pid if pid is not None else image] = None
+    return list(found)
+
+
+def check_synthetic_provenance(path: str | os.PathLike, real: dict, real_path: str | os.PathLike, *,
+                               allow_foreign: bool = False) -> str:
+    """Check where the synthetic set at ``path`` comes from; returns the provenance line of the reports.
+
+    The set's ``provenance.source_datalist`` is the real datalist its generator trained on (its ``training``
+    split). Refused with an :class:`~medsynth.errors.InputError` naming ``path``:
+
+    * any patient (or image) of that training split is in the ``validation`` or ``test`` split of ``real``
+      (the classifier's datalist, at ``real_path``): never allowed;
+    * ``source_datalist`` is not ``real_path`` (resolved), is missing or cannot be read, unless
+      ``allow_foreign`` (``allow_foreign_synthetic``); the patient check still applies when it can be read.
+    """
+    path, real_path = Path(path), Path(real_path)
+    synthetic = load_datalist(path, check_files=False)
+    source = _source_datalist(synthetic)
+    source_path = None if source is None else (path.parent / Path(source).expanduser()).resolve()
+    generator: dict | None = None
+    problem = None
+    if source_path is None:
+        problem = "records no source_datalist (provenance.source_datalist: the real datalist its generator " \
+                  "trained on)"
+    else:
+        try:
+            generator = load_datalist(source_path, check_files=False)
+        except InputError as e:
+            problem = f"has a source_datalist {source} that cannot be read ({e})"
+    own = source_path is not None and source_path == real_path.resolve()
+    if generator is not None:
+        evaluation = [it for split in EVALUATION_SPLITS for it in real.get(split, [])]
+        overlap = generator_overlap(generator.get("training", []), evaluation)
+        if overlap:
+            shown = ", ".join(overlap[:_SHOWN]) + (", ..." if len(overlap) > _SHOWN else "")
+            raise InputError(path, f"its generator was trained on source_datalist {source_path}, whose training "
+                                   f"split holds {len(overlap)} patient(s) of the classifier's validation or test "
+                                   f"split ({real_path}): {shown}; a synthetic set must come from a generator "
+                                   "that never saw a validation or test patient (this is never allowed)")
+    if own:
+        return OWN_SOURCE
+    if problem is None:
+        problem = f"was generated from source_datalist {source_path}, which is not this experiment's datalist"
+    if not allow_foreign:
+        raise InputError(path, f"{problem} ({real_path.resolve()}); train the generator on the classifier's "
+                               "datalist, or set allow_foreign_synthetic: true (--allow_foreign_synthetic true) "
+                               "to use a set built from another datalist")
+    if generator is None:
+        return f"{problem}; its generator's patients could not be checked (allowed by allow_foreign_synthetic)"
+    return (f"source_datalist {source_path} is not this experiment's datalist (allowed by allow_foreign_synthetic); "
+            "none of its training patients is in the validation or test split")
 
 
 def counts_by_class(items: list[dict], classes: list[str]) -> dict[str, int]:

@@ -12,6 +12,7 @@ written by :func:`~medsynth.classify.scoring.score_and_write` (as the bundle's i
     <output_dir>/<arm>/metrics.json|md     every seed's reports, and mean +- sd over seeds
     <output_dir>/comparison.json|md        every arm found in output_dir against the ``real`` arm, paired on the
                                            same test images (McNemar, DeLong, paired bootstrap), seed by seed
+                                           and where each synthetic arm's set came from (synthetic_provenance)
     <output_dir>/tensorboard/<arm>/seed_<s>/<stage>
     <model_path>, <model_path>.json        the first seed's last scored network of the last arm, its threshold
 
@@ -34,7 +35,15 @@ from monai.utils import set_determinism
 from torch import nn
 from torch.utils.data.distributed import DistributedSampler
 
-from medsynth.classify.arms import NEEDS_SYNTHETIC, Stage, arm_stages, load_synthetic, select_synthetic
+from medsynth.classify.arms import (
+    NEEDS_SYNTHETIC,
+    Stage,
+    arm_stages,
+    check_synthetic_provenance,
+    load_synthetic,
+    refuse_synthetic_in_evaluation,
+    select_synthetic,
+)
 from medsynth.classify.engine import class_weights, predict, train_stage, training_loader
 from medsynth.classify.scoring import score_and_write
 from medsynth.classify.spec import ExperimentSpec
@@ -80,10 +89,14 @@ class ClassifierExperiment:
         self.inferer = inferer
         self.classes = data.classes
         self.positive = data.minority_class if data.num_classes == 2 else None
+        self.synthetic_provenance: str | None = None  # set by _check when there is a synthetic set
         self._check()
 
     # -- checks ---------------------------------------------------------------------------------------------
     def _check(self) -> None:
+        """Refuse, before anything is trained: outputs inside the inputs, a class missing from validation or
+        test, a synthetic image in validation or test, and a synthetic set of the wrong provenance
+        (:func:`~medsynth.classify.arms.check_synthetic_provenance`)."""
         inputs = list(self.data.input_folders)
         if self.synthetic_path is not None:
             inputs.append(self.synthetic_path.parent)
@@ -97,6 +110,12 @@ class ClassifierExperiment:
                 raise InputError(self.data.path, f"the {split} split has no images of class {empty} ({counts}); "
                                                  "every class must be in validation (threshold, early stopping) and "
                                                  "test (scoring)")
+        refuse_synthetic_in_evaluation(self.data.datalist, self.data.path)
+        if self.synthetic_path is not None:
+            self.synthetic_provenance = check_synthetic_provenance(
+                self.synthetic_path, self.data.datalist, self.data.path,
+                allow_foreign=self.spec.allow_foreign_synthetic)
+            logger.info("synthetic set %s: %s", self.synthetic_path, self.synthetic_provenance)
 
     # -- data -----------------------------------------------------------------------------------------------
     def _dataset(self, items: list[dict], augment: bool, seed: int):
@@ -233,7 +252,8 @@ class ClassifierExperiment:
                  "threshold_rule": spec.threshold_rule if threshold is not None else "argmax",
                  "threshold_chosen_on": "validation", "best_validation_auc": info["best_metric"],
                  "best_epoch": info["best_epoch"], "epochs_run": info["epochs"], "datalist": str(self.data.path),
-                 "synthetic_datalist": None if self.synthetic_path is None else str(self.synthetic_path)}
+                 "synthetic_datalist": None if self.synthetic_path is None else str(self.synthetic_path),
+                 "synthetic_provenance": self.synthetic_provenance if arm in NEEDS_SYNTHETIC else None}
         _, report = score_and_write(folder, self.data.datalist["test"], test_y, test_probs, self.classes,
                                     threshold=threshold, positive=self.positive, n_resamples=spec.n_resamples,
                                     seed=seed, extra=extra, title=f"{arm}, seed {seed}, {stage.name}", plots=True,
@@ -306,6 +326,9 @@ def write_comparison(output_dir: str | os.PathLike, n_resamples: int = 1000) -> 
         return None
     result: dict[str, dict]
     result, lines = {}, ["# Arms compared with the real arm (same real test split)", ""]
+    provenance = _synthetic_provenance(runs)
+    lines += [f"- synthetic_provenance ({name}): {line}" for name, line in provenance.items()]
+    lines += [""] if provenance else []
     for seed in sorted(runs[BASELINE]):
         base = _load_run(runs[BASELINE][seed])
         rows: list[tuple[str, dict, dict | None]]
@@ -329,9 +352,21 @@ def write_comparison(output_dir: str | os.PathLike, n_resamples: int = 1000) -> 
     if aggregates:
         positive = _load_run(next(iter(runs[BASELINE].values())))["report"].get("positive_class")
         lines += ["## Mean +- sd over seeds", "", out.seeds_table(aggregates, positive_class=positive), ""]
-    atomic_write_json(output_dir / "comparison.json", {"baseline": BASELINE, "seeds": result})
+    atomic_write_json(output_dir / "comparison.json", {"baseline": BASELINE, "synthetic_provenance": provenance,
+                                                       "seeds": result})
     atomic_write_text(output_dir / "comparison.md", "\n".join(lines))
     return result
+
+
+def _synthetic_provenance(runs: dict[str, dict[int, Path]]) -> dict[str, str]:
+    """``{arm: synthetic_provenance}`` of the runs whose metrics.json records where their synthetic set came from."""
+    found: dict[str, str] = {}
+    for name, seeds in runs.items():
+        for folder in seeds.values():
+            line = read_json(folder / "metrics.json").get("synthetic_provenance")
+            if line:
+                found.setdefault(name, line)
+    return found
 
 
 def _seed_aggregates(runs: dict[str, dict[int, Path]]) -> dict[str, dict]:

@@ -16,6 +16,18 @@ _INTS = {"seeds": 1, "seed": 0, "phases": 1, "image_size": 1, "batch_size": 1, "
 _OPTIONAL_INTS = {"synthetic_count": 0, "pretrain_epochs": 1}
 
 
+def _flag(name: str, value: Any) -> bool:
+    """A yes/no setting: a bool, 0/1, or the strings true/false/yes/no/1/0 (a command line gives strings)."""
+    if isinstance(value, str):
+        words = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+        if value.strip().lower() not in words:
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+        return words[value.strip().lower()]
+    if value in (0, 1):  # True, False, 0, 1
+        return bool(value)
+    raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ExperimentSpec:
     """What :class:`~medsynth.classify.experiment.ClassifierExperiment` runs; every field is a bundle config key.
@@ -28,7 +40,13 @@ class ExperimentSpec:
             augmentation and the pick of synthetic images. Default 1.
         seed: the first seed (>= 0). Default 0.
         synthetic_datalist: the ``datalist.json`` of a synthetic set (a GAN bundle's inference writes one);
-            needed by the arms ``synthetic``, ``warm_start``, ``synthetic_only`` and ``phases``. Default None.
+            needed by the arms ``synthetic``, ``warm_start``, ``synthetic_only`` and ``phases``. Its generator
+            must have been trained on this experiment's datalist (the set's ``provenance.source_datalist``), and
+            never on a patient of the validation or test split. Default None.
+        allow_foreign_synthetic: accept a synthetic set whose ``source_datalist`` is another datalist than this
+            experiment's, or is missing or unreadable (e.g. a public GAN's images); the reports say so
+            (``synthetic_provenance``). A generator trained on a validation or test patient is refused even
+            then, whenever its ``source_datalist`` can be read. Default False.
         synthetic_count: add this many synthetic images (>= 0); None adds all of them. Default None.
         target_ratio: or add synthetic images up to a majority:minority ratio, e.g. ``"1:1"`` (not with
             ``synthetic_count``). Default None.
@@ -66,6 +84,7 @@ class ExperimentSpec:
     seeds: int = 1
     seed: int = 0
     synthetic_datalist: str | os.PathLike | None = None
+    allow_foreign_synthetic: bool = False
     synthetic_count: int | None = None
     target_ratio: str | float | None = None
     phases: int = 5
@@ -114,6 +133,7 @@ class ExperimentSpec:
         put("finetune_lr_factor", factor)
         put("amp", bool(self.amp))
         put("distributed", bool(self.distributed))
+        put("allow_foreign_synthetic", _flag("allow_foreign_synthetic", self.allow_foreign_synthetic))
         put("output_dir", Path(self.output_dir))
         put("synthetic_datalist", Path(self.synthetic_datalist) if self.synthetic_datalist else None)
         put("model_path", None if self.model_path is None else Path(self.model_path))

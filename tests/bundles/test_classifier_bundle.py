@@ -27,8 +27,9 @@ def skin(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def synthetic_set(tmp_path_factory) -> str:
-    """A synthetic set's datalist: 24 malignant phantoms marked "source": "synthetic" (as a GAN bundle writes)."""
+def synthetic_set(tmp_path_factory, skin) -> str:
+    """A synthetic set's datalist: 24 malignant phantoms marked "source": "synthetic", generated (as its
+    provenance records, like a GAN bundle's inference writes it) from the classifier's own datalist ``skin``."""
     root = tmp_path_factory.mktemp("cls-synthetic")
     rng = np.random.default_rng(7)
     items = []
@@ -37,7 +38,8 @@ def synthetic_set(tmp_path_factory) -> str:
         Image.fromarray(image).save(root / f"syn_{k:03d}.png")
         items.append({"image": f"syn_{k:03d}.png", "label": 1, "source": "synthetic"})
     datalist = {"task": "skin", "modality": "dermoscopy", "classes": ["benign", "malignant"], "channels": 3,
-                "source": "synthetic", "training": items, "validation": [], "test": []}
+                "source": "synthetic", "provenance": {"bundle": "cdcgan", "source_datalist": str(skin)},
+                "training": items, "validation": [], "test": []}
     (root / "datalist.json").write_text(json.dumps(datalist))
     return str(root / "datalist.json")
 
@@ -113,6 +115,8 @@ def test_arms_run_apart_are_compared_on_the_same_test_images(skin, synthetic_set
     assert 0.0 <= tests["mcnemar"]["p_value"] <= 1.0
     table = (tmp_path / "train" / "comparison.md").read_text()
     assert "synthetic" in table and "real" in table
+    # the set was generated from this datalist (its provenance says so), and the reports say it
+    assert "synthetic_provenance (synthetic): source_datalist is this experiment's datalist" in table
 
 
 def test_seeds_repeat_an_arm_and_report_mean_and_sd(skin, tmp_path):
@@ -154,6 +158,20 @@ def test_bad_configuration_is_refused_with_a_clear_message(skin, tmp_path, overr
     with pytest.raises(Exception) as error:
         run_workflow(_train(tmp_path, skin, **override))
     assert message in str(root_cause(error.value))
+
+
+def test_a_synthetic_image_in_the_test_split_is_refused_before_training(skin, tmp_path):
+    datalist = load_datalist(skin)
+    datalist["test"][0]["source"] = "synthetic"
+    marked = tmp_path / "marked" / "datalist.json"
+    marked.parent.mkdir()
+    marked.write_text(json.dumps(datalist))
+    with pytest.raises(Exception) as error:
+        run_workflow(_train(tmp_path, str(marked)))
+    cause = root_cause(error.value)
+    assert isinstance(cause, InputError) and cause.path == str(marked)
+    assert "the test split holds 1 synthetic image(s)" in cause.reason
+    assert not (tmp_path / "train").exists()
 
 
 def test_output_inside_the_data_is_refused(skin, tmp_path):
