@@ -54,12 +54,16 @@ def _add_evaluate(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--synthetic", required=True, type=Path,
                    help="synthetic datalist JSON (items with source 'synthetic', all splits) or folder")
     p.add_argument("--out", required=True, type=Path, help="output folder (not inside an input folder)")
-    p.add_argument("--real-split", default="test", choices=["test", "validation", "training", "all"],
-                   help="FID reference split of a real datalist (default test, i.e. images the generator "
-                        "never saw; validation when test is empty)")
+    p.add_argument("--real-split", default="validation", choices=["validation", "test", "training", "all"],
+                   help="FID reference split of a real datalist, also the memorization audit's held-out images "
+                        "(default validation: images the generator never saw, not the classifier's scoring "
+                        "split; test only when asked for)")
+    p.add_argument("--real-train", type=Path, default=None,
+                   help="with a real folder: the folder of the generator's training images, the memorization "
+                        "audit's nearest-neighbour side (with --real-heldout; --real is the FID reference only)")
     p.add_argument("--real-heldout", type=Path, default=None,
-                   help="with a real folder: folder of held-out real images for the memorization audit "
-                        "(without it the audit is skipped)")
+                   help="with a real folder: folder of real images the generator never saw, the memorization "
+                        "audit's held-out side (with --real-train; without both the audit is skipped)")
     p.add_argument("--extractor", default="inception", choices=EXTRACTORS,
                    help="feature network: pytorch-fid's Inception (default), a trained classifier's layer, "
                         "or fixed-seed random networks (tests only)")
@@ -135,7 +139,8 @@ def _evaluate(args: argparse.Namespace) -> dict:
                               grid_pairs=args.grid_pairs)
     report = evaluate_synthetic(
         args.real, args.synthetic, args.out, extractor=build_extractor(args), real_split=args.real_split,
-        real_heldout=args.real_heldout, window=args.window, legacy=args.legacy, batch_size=args.batch_size,
+        real_heldout=args.real_heldout, real_train=args.real_train, window=args.window, legacy=args.legacy,
+        batch_size=args.batch_size,
         device=args.device, settings=settings, progress=not args.no_progress)
     print(f"extractor: {report['extractor']}")
     for name, m in [*report["classes"].items(), ("overall", report["overall"])]:

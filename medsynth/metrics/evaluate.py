@@ -26,7 +26,7 @@ from medsynth.metrics.features import Features, extract_features, resolve_device
 from medsynth.metrics.images import FILTER, LEGACY_FILTER, load_unit_image, match_channels, resize
 from medsynth.metrics.memorization import fraction_below_percentile, memorization_audit, write_pair_grid
 from medsynth.metrics.quality import MetricSettings, bootstrap_interval, entry, quality_metrics
-from medsynth.metrics.sets import UNNAMED, ImageSet, RealSets, real_sets, synthetic_set
+from medsynth.metrics.sets import DEFAULT_REAL_SPLIT, UNNAMED, ImageSet, RealSets, real_sets, synthetic_set
 
 logger = logging.getLogger(__name__)
 PIXEL_SPACE = "pixels ([0, 1] images, MS-SSIM)"  # the "extractor" of the diversity figures
@@ -39,8 +39,9 @@ def evaluate_synthetic(
     *,
     extractor: nn.Module | None = None,
     weights: str | os.PathLike | None = None,
-    real_split: str = "test",
+    real_split: str = DEFAULT_REAL_SPLIT,
     real_heldout: str | os.PathLike | None = None,
+    real_train: str | os.PathLike | None = None,
     window: Sequence[float] | None = None,
     legacy: bool = False,
     batch_size: int = 50,
@@ -53,8 +54,10 @@ def evaluate_synthetic(
     Args:
         extractor: feature extractor (see :mod:`medsynth.metrics.features`); default pytorch-fid's
             Inception with ``weights`` resolved by :func:`~medsynth.metrics.inception.resolve_fid_weights`.
-        real_split: FID reference split of a real datalist (``test`` default, ``validation``,
-            ``training``, ``all``). real_heldout: folder of held-out real images (real folder only).
+        real_split: FID reference split of a real datalist (``validation`` default, ``test``, ``training``,
+            ``all``); the memorization audit's held-out images are the validation split (test with ``test``).
+        real_train, real_heldout: with a real folder, the folders of the generator's training images and of
+            real images it never saw (the memorization audit; both or neither).
         window: HU window ``(low, high)``; default the real datalist's, else the synthetic one's.
         legacy: pytorch-fid's 8-bit PNG pipeline (see :mod:`medsynth.metrics.images`).
 
@@ -64,12 +67,12 @@ def evaluate_synthetic(
     from medsynth.metrics.report import write_report
 
     settings = settings or MetricSettings()
-    refuse_output_inside(out_dir, [real, synthetic, real_heldout])
+    refuse_output_inside(out_dir, [real, synthetic, real_heldout, real_train])
     if extractor is None:  # first: a missing weights file should not wait for a folder scan
         from medsynth.metrics.inception import fid_inception
 
         extractor = fid_inception(weights)
-    real_side = real_sets(real, real_split, real_heldout)
+    real_side = real_sets(real, real_split, real_heldout, real_train)
     fake, fake_window = synthetic_set(synthetic)
     window = _choose_window(window, real_side, fake_window)
     sets = [real_side.reference, fake, *(s for s in (real_side.train, real_side.heldout) if s is not None)]
@@ -119,6 +122,7 @@ def _header(real_side: RealSets, fake: ImageSet, extractor: str, legacy: bool, w
         "inputs": {"real_reference": real_side.reference.origin, "synthetic": fake.origin,
                    "real_training": getattr(real_side.train, "origin", None),
                    "real_heldout": getattr(real_side.heldout, "origin", None)},
+        "roles": dict(real_side.roles),
         "preprocessing": {"mode": "legacy" if legacy else "clean",
                           "filter": LEGACY_FILTER if legacy else FILTER,
                           "window": None if window is None else list(window), "scale": "[0, 1] float"},

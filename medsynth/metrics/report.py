@@ -47,6 +47,7 @@ def markdown(report: dict) -> str:
         f"window {report['preprocessing']['window']}",
         f"- **Real reference:** {report['inputs']['real_reference']}",
         f"- **Synthetic:** {report['inputs']['synthetic']}",
+        *_role_lines(report.get("roles", {})),
         f"- **Intervals:** {int(100 * s['confidence'])}% bootstrap ({s['bootstrap']} resamples; FID and IS: "
         "value ± z·SE, others percentile), "
         f"seed {s['seed']}; KID over {s['kid_subsets']} subsets; precision/recall k = {s['pr_k']}, "
@@ -73,6 +74,17 @@ def markdown(report: dict) -> str:
         lines += ["", "## Notes", "", *(f"- {n}" for n in notes)]
     lines += ["", "How to read these figures: `docs/metrics.md` in the medsynth repository.", ""]
     return "\n".join(lines)
+
+
+def _role_lines(roles: dict) -> list[str]:
+    """One line per real role: which input and split the reference and the audit's two sides used."""
+    lines = []
+    for role, used in roles.items():
+        where = "not used" if used is None else \
+            f"{used['input']}" + (f", split {used['split']}" if used.get("split") else " (folder)") + \
+            f", {used['images']} images"
+        lines.append(f"- **Role {role}:** {where}")
+    return lines
 
 
 def _quality_row(name: str, m: dict) -> str:

@@ -50,7 +50,8 @@ def folders(tmp_path) -> dict[str, Path]:
 def test_folders_per_class_overall_and_memorization(folders, tmp_path):
     out = tmp_path / "report"
     report = evaluate_synthetic(folders["real"], folders["synthetic"], out, extractor=RandomCNNExtractor(0),
-                                real_heldout=folders["heldout"], settings=FAST, progress=False)
+                                real_train=folders["real"], real_heldout=folders["heldout"], settings=FAST,
+                                progress=False)
     assert set(report["classes"]) == {"benign", "malignant"} and report["extractor"] == "random-cnn(seed=0)"
     malignant = report["classes"]["malignant"]
     assert malignant["fid"]["n"] == {"real": 24, "synthetic": 15}
@@ -88,7 +89,7 @@ def test_datalists_use_the_test_split_and_the_synthetic_items(folders, tmp_path)
                                 "training": synthetic_items + real_items[:2]},
                                tmp_path / "lists" / "syn.json")
     report = evaluate_synthetic(real, synthetic, tmp_path / "out", extractor=RandomCNNExtractor(0),
-                                settings=FAST, progress=False)
+                                real_split="test", settings=FAST, progress=False)
     assert list(report["classes"]) == ["malignant"]  # only synthetic items, and only their class
     assert report["classes"]["malignant"]["fid"]["n"] == {"real": 16, "synthetic": 15}  # test split reference
     assert report["inputs"]["real_reference"].endswith("real.json [test]")
@@ -115,7 +116,7 @@ def test_ct_rois_in_hu_use_the_datalist_window(tmp_path):
     train = [roi(tmp_path / "rois" / f"t{i}.nii.gz", 50) for i in range(10)]
     test = [roi(tmp_path / "rois" / f"s{i}.nii.gz", 50) for i in range(10)]
     real = write_datalist({"classes": ["cyst"], "modality": "ct", "window": [-100, 200], "training": train,
-                           "test": test}, tmp_path / "real.json")
+                           "validation": test}, tmp_path / "real.json")
     fake = [{**roi(tmp_path / "rois" / f"g{i}.nii.gz", 150), "source": "synthetic"} for i in range(10)]
     synthetic = write_datalist({"classes": ["cyst"], "modality": "ct", "training": fake},
                                tmp_path / "syn.json")
