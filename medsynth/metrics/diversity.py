@@ -1,8 +1,19 @@
 """Diversity: mean pairwise MS-SSIM within one image set (Odena et al. 2017), a mode-collapse signal.
 
 High values mean the images look alike; compare the synthetic set's figure with the real set's.
-MS-SSIM is MONAI's ``compute_ms_ssim`` (Gaussian window 11, σ 1.5, K1 0.01, K2 0.03, data range 1)
-on the [0, 1] images at their native size, each channel separately.
+MS-SSIM is MONAI's ``compute_ms_ssim`` on the [0, 1] images at their native size, computed in float32:
+
+* SSIM and contrast-structure (CS) maps with an 11×11 Gaussian window (σ 1.5, normalised), "valid"
+  filtering (no padding), K1 0.01, K2 0.03, data range 1 (C1 = 0.01², C2 = 0.03²);
+* at each scale s the CS map is averaged over **all channels and pixels together**, giving one number
+  ``cs_s`` per image pair (at the coarsest scale the SSIM map instead, ``ssim_S``); each is clipped at 0;
+* ``MS-SSIM = Π_{s<S} cs_s^{w_s} · ssim_S^{w_S}``, with 2×2 average pooling (stride 2, odd edge dropped)
+  between scales and the weights below.
+
+So for RGB the channels are averaged *before* the product over scales. pytorch_msssim and TensorFlow's
+``tf.image.ssim_multiscale`` compute MS-SSIM per channel and then average the channels, which gives a
+different number for colour images (by up to ~3.5e-4 near 0.8 and ~5e-2 near 0; the test's RGB pair:
+0.5796 here, 0.5547 per channel). Grey (1-channel) images give the same number either way.
 
 **Scales.** The standard 5 scales (weights 0.0448, 0.2856, 0.3001, 0.2363, 0.1333) need images of at
 least 176 pixels per side in MONAI (``H // (scales-1)^2 > 10``); the coarsest scale also needs

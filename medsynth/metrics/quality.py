@@ -15,8 +15,14 @@ recomputed on each; 95% percentile intervals unless said otherwise:
   sampling variability, and it is no correction of FID's small-n bias. Skipped (with a note) when both
   sets exceed ``fid_bootstrap_max_n`` images: above the feature dimension each resample costs a
   ``D × D`` eigendecomposition, seconds on a CPU.
-* KID: both sets resampled, from kernels computed once; pairs of copies of one image are left out of the
-  within-set means, so repeats add no bias. Skipped above ``KID_BOOTSTRAP_MAX`` images per set.
+* KID: the value is the unbiased MMD² of the *full* sets, and the interval a percentile bootstrap of that
+  same statistic: both sets resampled, from kernels computed once; pairs of copies of one image are left
+  out of the within-set means, so the mean of the bootstrap distribution is exactly the value (see
+  :func:`~medsynth.metrics.kid.mmd2_from_kernels`). A 95% percentile interval can then miss the value
+  only if more than 97.5% of the resamples fall on one side of their own mean. (The value used to be
+  clean-fid's average over random subsets, a different, noisier statistic than the one resampled: it
+  could land outside the interval. It is kept as ``subset_mean``.) Skipped above ``KID_BOOTSTRAP_MAX``
+  images per set.
 * precision, density (per synthetic image) and recall, coverage (per real image): the per-image terms are
   resampled with the k-NN balls held fixed, so the interval leaves out the balls' own variability.
 * IS: the set resampled, splits recomputed (``value ± z · SE`` too: repeats lower the IS).
@@ -34,7 +40,7 @@ from scipy.stats import norm
 from medsynth.metrics.features import Features
 from medsynth.metrics.fid import frechet_distance_from_features
 from medsynth.metrics.inception_score import inception_score
-from medsynth.metrics.kid import kernel_inception_distance, kid_kernels, mmd2_from_kernels
+from medsynth.metrics.kid import kernel_inception_distance, kid_kernels, mmd2_from_kernels, mmd2_unbiased
 from medsynth.metrics.prdc import manifold_terms
 
 KID_BOOTSTRAP_MAX = 2000  # three n×n float64 kernels: 96 MB at 2000
@@ -125,17 +131,25 @@ def real_vs_real_fid(real: np.ndarray, extractor: str, settings: MetricSettings)
 
 
 def kid_entry(real: np.ndarray, fake: np.ndarray, n: dict, extractor: str, settings: MetricSettings) -> dict:
+    """KID: value = unbiased MMD² of the full sets; interval = percentile bootstrap of that statistic.
+
+    clean-fid's subset average (``subset_mean``, ``std_over_subsets``, ``subset_size``, ``subsets``) is
+    reported beside it for comparison; see :mod:`medsynth.metrics.kid`.
+    """
     if min(len(real), len(fake)) < 2:
         return entry(None, n, extractor, note="KID needs at least 2 images per set")
-    mean, std, m = kernel_inception_distance(real, fake, settings.kid_subsets, settings.kid_max_subset_size,
-                                             settings.seed)
-    extra = {"std_over_subsets": std, "subset_size": m, "subsets": settings.kid_subsets}
+    subset_mean, std, m = kernel_inception_distance(real, fake, settings.kid_subsets,
+                                                    settings.kid_max_subset_size, settings.seed)
+    extra = {"subset_mean": subset_mean, "std_over_subsets": std, "subset_size": m,
+             "subsets": settings.kid_subsets}
     if max(len(real), len(fake)) > KID_BOOTSTRAP_MAX:
-        return entry(mean, n, extractor, None, note=f"no interval above {KID_BOOTSTRAP_MAX} images", **extra)
+        return entry(mmd2_unbiased(real, fake), n, extractor, None,
+                     note=f"no interval above {KID_BOOTSTRAP_MAX} images", **extra)
     kernels = kid_kernels(real, fake)
+    value = mmd2_from_kernels(kernels, np.arange(len(real)), np.arange(len(fake)))
     interval = bootstrap_interval(lambda i, j: mmd2_from_kernels(kernels, i, j), (len(real), len(fake)),
                                   settings)
-    return entry(mean, n, extractor, interval, **extra)
+    return entry(value, n, extractor, interval, **extra)
 
 
 def manifold_entries(real: np.ndarray, fake: np.ndarray, n: dict, extractor: str,

@@ -71,3 +71,55 @@ def test_precomputed_kernels_match_and_ignore_repeated_images():
 def test_too_few_samples_is_an_error():
     with pytest.raises(ValueError, match="at least 2"):
         kernel_inception_distance(np.zeros((1, 3)), np.zeros((5, 3)))
+
+
+def _reference_full_set_kid(x: np.ndarray, y: np.ndarray) -> float:
+    """The documented definition, independently: unbiased MMD² of the full sets (sizes may differ)."""
+    k = lambda a, b: (a @ b.T / a.shape[1] + 1.0) ** 3  # noqa: E731
+    off_x, off_y = ~np.eye(len(x), dtype=bool), ~np.eye(len(y), dtype=bool)
+    return float(k(x, x)[off_x].mean() + k(y, y)[off_y].mean() - 2 * k(x, y).mean())
+
+
+# (n_real, n_synthetic, dim, seed, kid_subsets, kid_max_subset_size). The last case put the old value
+# (the mean over 10 random subsets of 50) at 0.06724, outside its own interval [-0.00288, 0.05218].
+KID_CASES = [(40, 40, 16, 0, 100, 1000), (100, 250, 16, 1, 100, 1000), (300, 300, 64, 2, 100, 1000),
+             (300, 500, 16, 3, 100, 1000), (600, 200, 32, 4, 100, 1000), (250, 180, 16, 5, 10, 1000),
+             (300, 300, 16, 1, 10, 50)]
+
+
+@pytest.mark.parametrize(("n_real", "n_fake", "dim", "seed", "subsets", "max_subset"), KID_CASES)
+def test_kid_value_is_the_full_set_statistic_and_lies_in_its_interval(n_real, n_fake, dim, seed, subsets,
+                                                                      max_subset):
+    from medsynth.metrics.quality import MetricSettings, kid_entry
+
+    rng = np.random.default_rng(seed)
+    real, fake = rng.normal(size=(n_real, dim)), rng.normal(size=(n_fake, dim)) + 0.1
+    settings = MetricSettings(kid_subsets=subsets, kid_max_subset_size=max_subset)
+    kid = kid_entry(real, fake, {}, "toy", settings)
+    assert kid["value"] == pytest.approx(_reference_full_set_kid(real, fake), rel=1e-10, abs=1e-12)
+    low, high = kid["interval"]
+    assert low <= kid["value"] <= high
+    # clean-fid's subset average rides along, unchanged
+    assert kid["subset_mean"] == kernel_inception_distance(real, fake, subsets, max_subset, settings.seed)[0]
+
+
+def test_subset_mean_equals_the_value_for_equal_sets_below_the_subset_size():
+    from medsynth.metrics.quality import MetricSettings, kid_entry
+
+    rng = np.random.default_rng(7)
+    real, fake = rng.normal(size=(50, 8)), rng.normal(size=(50, 8)) * 1.2
+    kid = kid_entry(real, fake, {}, "toy", MetricSettings(bootstrap=0, kid_subsets=5))
+    assert kid["subset_mean"] == pytest.approx(kid["value"], rel=1e-10) and kid["interval"] is None
+
+
+def test_blockwise_full_set_statistic_and_the_no_interval_path(monkeypatch):
+    from medsynth.metrics import quality
+
+    rng = np.random.default_rng(3)
+    real, fake = rng.normal(size=(37, 5)), rng.normal(size=(23, 5)) + 0.3
+    expected = _reference_full_set_kid(real, fake)
+    assert mmd2_unbiased(real, fake, block=4) == pytest.approx(expected, rel=1e-12)
+    assert mmd2_from_kernels(kid_kernels(real, fake), np.arange(37), np.arange(23)) == pytest.approx(expected)
+    monkeypatch.setattr(quality, "KID_BOOTSTRAP_MAX", 30)
+    kid = quality.kid_entry(real, fake, {}, "toy", quality.MetricSettings(kid_subsets=3))
+    assert kid["interval"] is None and kid["value"] == pytest.approx(expected, rel=1e-12)
