@@ -91,7 +91,7 @@ def _add_evaluate(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0,
                    help="seed of subsets, pairs, bootstrap and random extractors")
     p.add_argument("--kid-subsets", type=int, default=100,
-                   help="subsets for the subset-mean KID shown beside the full-set KID (size min(n_real, n_synthetic, 1000))")
+                   help="subsets of the subset-mean KID shown beside the full-set KID")
     p.add_argument("--ms-ssim-pairs", type=int, default=500, help="image pairs sampled per set for MS-SSIM")
     p.add_argument("--percentile", type=float, default=1.0,
                    help="memorization: flag synthetic images nearer to a training image than this "
