@@ -50,7 +50,8 @@ def markdown(report: dict) -> str:
         *_role_lines(report.get("roles", {})),
         f"- **Intervals:** {int(100 * s['confidence'])}% bootstrap ({s['bootstrap']} resamples; FID and IS: "
         "value ± z·SE, others percentile), "
-        f"seed {s['seed']}; KID on full sets ({s['kid_subsets']}-subset mean beside it); precision/recall k = {s['pr_k']}, "
+        f"seed {s['seed']}; KID on full sets ({s['kid_subsets']}-subset mean beside it); "
+        f"precision/recall k = {s['pr_k']}, "
         f"density/coverage k = {s['prdc_k']}",
         "", "## Quality", "",
         "Real-vs-real FID: between two random halves of the real reference, i.e. at half its n, so above the "
