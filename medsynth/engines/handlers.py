@@ -103,7 +103,7 @@ class SampleGridHandler(PeriodicHandler):
         image.save(buffer, format="PNG")
         self.output_dir.mkdir(parents=True, exist_ok=True)
         for name in (f"samples_iter_{iteration:07d}.png", "samples_latest.png"):
-            _write_atomic(self.output_dir / name, buffer.getvalue())
+            atomic_write_bytes(self.output_dir / name, buffer.getvalue())
         if self.summary_writer is not None:
             array = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)
             grid = array.unsqueeze(0) if array.dim() == 2 else array.permute(2, 0, 1)
@@ -138,8 +138,3 @@ class SampleGridHandler(PeriodicHandler):
         if len(names) != num_classes:
             raise ValueError(f"{len(names)} class_names for a generator of {num_classes} classes")
         return names
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
-    atomic_write_bytes(path, data)
