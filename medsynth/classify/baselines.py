@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medsynth.classify.scoring import write_scores
+from medsynth.classify.scoring import patient_ids, write_scores
 from medsynth.errors import InputError, refuse_output_inside
 from medsynth.fileio import atomic_write_text
 from medsynth.stats import tables as outputs
@@ -197,7 +197,7 @@ def _score(name: str, features: str, data: _Splits, classes: Sequence[str], *, p
     test_probs = _probabilities(model, data.x_test, k)
     pred = predict_labels(test_probs, threshold, positive=positive if k == 2 else 1)
     report = classification_report(data.y_test, test_probs, list(classes), threshold=threshold, positive=positive,
-                                   n_resamples=n_resamples, seed=seed)
+                                   groups=patient_ids(data.test_items), n_resamples=n_resamples, seed=seed)
     return {"name": name, "features": features, "report": report, "probs": test_probs, "pred": pred,
             "y_true": data.y_test, "threshold": threshold, "positive": positive, "n_components": n_components,
             "validation": {"y_true": data.y_val, "probs": val_probs}, "model": model}

@@ -45,7 +45,7 @@ from medsynth.classify.arms import (
     select_synthetic,
 )
 from medsynth.classify.engine import class_weights, predict, train_stage, training_loader
-from medsynth.classify.scoring import score_and_write
+from medsynth.classify.scoring import patient_ids, score_and_write
 from medsynth.classify.spec import ExperimentSpec
 from medsynth.data.training import TrainingData
 from medsynth.engines.distributed import is_rank0
@@ -53,6 +53,7 @@ from medsynth.errors import InputError, refuse_output_inside
 from medsynth.fileio import atomic_write, atomic_write_json, atomic_write_text, read_json
 from medsynth.progress import progress
 from medsynth.stats import classification as cls
+from medsynth.stats import comparison as cmp
 from medsynth.stats import tables as out
 
 logger = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ class ClassifierExperiment:
                 self._summarise(arm, results[arm])
         runs.close()
         if is_rank0():
-            write_comparison(self.output_dir, self.spec.n_resamples)
+            write_comparison(self.output_dir, self.spec.n_resamples, self.spec.primary_endpoint)
             if self.model_path is not None and last is not None:
                 self._export(*last)
         return results
@@ -256,6 +257,7 @@ class ClassifierExperiment:
                  "synthetic_provenance": self.synthetic_provenance if arm in NEEDS_SYNTHETIC else None}
         _, report = score_and_write(folder, self.data.datalist["test"], test_y, test_probs, self.classes,
                                     threshold=threshold, positive=self.positive, n_resamples=spec.n_resamples,
+                                    groups=patient_ids(self.data.datalist["test"]),
                                     seed=seed, extra=extra, title=f"{arm}, seed {seed}, {stage.name}", plots=True,
                                     write=write)
         assert report is not None  # _check: every class is in the test split, and test labels are known
@@ -268,7 +270,7 @@ class ClassifierExperiment:
 
     def _summarise(self, arm: str, per_seed: dict) -> None:
         stages = list(next(iter(per_seed.values())))
-        aggregate = {stage: cls.aggregate_seeds([per_seed[s][stage] for s in per_seed]) for stage in stages}
+        aggregate = {stage: cmp.aggregate_seeds([per_seed[s][stage] for s in per_seed]) for stage in stages}
         summary = {"arm": arm, "seeds": {str(s): r for s, r in per_seed.items()}, "aggregate": aggregate}
         folder = self.output_dir / arm
         atomic_write_json(folder / "metrics.json", summary)
@@ -312,11 +314,14 @@ def scored_runs(output_dir: str | os.PathLike) -> dict[str, dict[int, Path]]:
     return runs
 
 
-def write_comparison(output_dir: str | os.PathLike, n_resamples: int = 1000) -> dict | None:
-    """Compare every arm under ``output_dir`` with the ``real`` arm, seed by seed, on the same test images.
+def write_comparison(output_dir: str | os.PathLike, n_resamples: int = 1000,
+                     primary_endpoint: str = "balanced_accuracy", n_permutations: int = 10000) -> dict | None:
+    """Compare every arm under ``output_dir`` with the ``real`` arm on the same test images, the patient as the unit.
 
-    Writes ``comparison.json`` and ``comparison.md``; returns the JSON, or None when there is no ``real`` arm
-    or nothing to compare it with (logged).
+    The primary endpoint (:data:`~medsynth.stats.comparison.ENDPOINTS`) gets one inference per arm over the seeds
+    both arms ran, Holm-corrected across the arms; every other difference is a secondary endpoint, seed by seed.
+    Writes ``comparison.json`` and ``comparison.md``; returns the JSON, or None when there is no ``real`` arm or
+    nothing to compare it with (logged).
     """
     output_dir = Path(output_dir)
     runs = scored_runs(output_dir)
@@ -324,38 +329,98 @@ def write_comparison(output_dir: str | os.PathLike, n_resamples: int = 1000) -> 
         logger.info("no comparison written: %s", "run the 'real' arm into the same output_dir to compare with it"
                     if BASELINE not in runs else "only the 'real' arm has run")
         return None
-    result: dict[str, dict]
-    result, lines = {}, ["# Arms compared with the real arm (same real test split)", ""]
+    loaded = {name: {seed: _load_run(folder) for seed, folder in seeds.items()} for name, seeds in runs.items()}
+    base_runs = loaded[BASELINE]
+    first = next(iter(base_runs.values()))
+    for name, seeds in loaded.items():
+        for seed, run in seeds.items():
+            reference = base_runs.get(seed, first)
+            if run["images"] != reference["images"] or not np.array_equal(run["y"], reference["y"]):
+                raise InputError(runs[name][seed] / "predictions.csv",
+                                 f"predicted other test images than the real arm ({runs[BASELINE][min(base_runs)]}); "
+                                 "arms are compared only on the same test split")
+    report = first["report"]
+    positive = report["classes"].index(report["positive_class"]) if report.get("positive_class") else None
+    y, groups = first["y"], first["groups"]
+    if positive is None and primary_endpoint != "balanced_accuracy":
+        raise ValueError(f"primary_endpoint {primary_endpoint!r} needs a binary task; use balanced_accuracy")
+    cohort = {"n": len(y), "n_patients": cls.n_patients(cls.patient_groups(groups, len(y)), len(y)),
+              "positive_class": report.get("positive_class")}
+    if positive is not None:
+        hit = y == positive
+        cohort["positive_images"] = int(hit.sum())
+        cohort["positive_patients"] = (int(hit.sum()) if groups is None
+                                       else len({g or f"image {i}" for i, g in enumerate(groups) if hit[i]}))
+    boot = {"n_resamples": n_resamples, "n_permutations": n_permutations}
+
+    # primary endpoint: one inference per arm, over the seeds both arms ran; Holm across the arms
+    primary: dict[str, dict] = {}
+    for name, seeds in loaded.items():
+        common = sorted(set(seeds) & set(base_runs))
+        if name == BASELINE or not common:
+            continue
+        primary[name] = cmp.pooled_comparison(
+            y, [(base_runs[s]["probs"], base_runs[s]["pred"]) for s in common],
+            [(seeds[s]["probs"], seeds[s]["pred"]) for s in common], endpoint=primary_endpoint, positive=positive,
+            groups=groups, seed=common[0], **boot)
+        primary[name]["seeds"] = common
+    holm = cmp.holm_adjust(primary)
+
+    # secondary endpoints, seed by seed
+    secondary: dict[str, dict] = {}
+    lines = ["# Arms compared with the real arm (same real test split)", "", out.cohort_line(cohort), ""]
     provenance = _synthetic_provenance(runs)
     lines += [f"- synthetic_provenance ({name}): {line}" for name, line in provenance.items()]
-    lines += [""] if provenance else []
-    for seed in sorted(runs[BASELINE]):
-        base = _load_run(runs[BASELINE][seed])
-        rows: list[tuple[str, dict, dict | None]]
-        rows, result[str(seed)] = [(BASELINE, base["report"], None)], {}
-        for name, seeds in runs.items():
+    compute = _compute(loaded)
+    lines += [f"- {out.compute_line(compute)}", ""]
+    endpoint_name = cmp.ENDPOINT_NAMES[primary_endpoint]
+    lines += [f"## Primary endpoint: Δ {endpoint_name} vs {BASELINE}", "",
+              out.primary_table(primary, holm, endpoint_name, baseline=BASELINE), ""]
+    power = {}
+    for seed in sorted(base_runs):
+        base = base_runs[seed]
+        rows: list[tuple[str, dict, dict | None]] = [(BASELINE, base["report"], None)]
+        secondary[str(seed)] = {}
+        for name, seeds in loaded.items():
             if name == BASELINE or seed not in seeds:
                 continue
-            other = _load_run(seeds[seed])
-            if other["images"] != base["images"] or not np.array_equal(other["y"], base["y"]):
-                raise InputError(seeds[seed] / "predictions.csv",
-                                 f"predicted other test images than the real arm ({runs[BASELINE][seed]}); "
-                                 "arms are compared only on the same test split")
-            positive = base["report"]["classes"].index(base["report"]["positive_class"]) \
-                if base["report"].get("positive_class") else None
-            comparison = cls.compare_predictions(base["y"], base["probs"], base["pred"], other["probs"], other["pred"],
-                                                 positive=positive, n_resamples=n_resamples, seed=seed)
+            other = seeds[seed]
+            comparison = cmp.compare_predictions(y, base["probs"], base["pred"], other["probs"], other["pred"],
+                                                 positive=positive, groups=groups, seed=seed, **boot)
             rows.append((name, other["report"], comparison))
-            result[str(seed)][name] = comparison
-        lines += [f"## Seed {seed}", "", out.comparison_table(rows, baseline=BASELINE), ""]
-    aggregates = _seed_aggregates(runs)
+            secondary[str(seed)][name] = comparison
+        if seed == min(base_runs):
+            for name, comparison in secondary[str(seed)].items():
+                recall = (base["report"]["metrics"].get(f"recall/{report['positive_class']}") or {}).get("value")
+                power[name] = cmp.power_statement(y, positive, groups, comparison.get("discordance_positive"),
+                                                  baseline_recall=recall)
+        lines += [f"## Secondary endpoints, seed {seed}", "", out.comparison_table(rows, baseline=BASELINE), ""]
+        if positive is not None:
+            lines += [f"Calibration and operating point, seed {seed} (secondary):", "",
+                      out.calibration_table([(name, r) for name, r, _ in rows]), ""]
+    power_lines = [line for name, p in power.items() if (line := out.power_line(p, name))]
+    if power_lines:
+        lines += ["## Power of this test set", "", *(f"- {line}" for line in power_lines), ""]
+    aggregates = _seed_aggregates(loaded)
     if aggregates:
-        positive = _load_run(next(iter(runs[BASELINE].values())))["report"].get("positive_class")
-        lines += ["## Mean +- sd over seeds", "", out.seeds_table(aggregates, positive_class=positive), ""]
-    atomic_write_json(output_dir / "comparison.json", {"baseline": BASELINE, "synthetic_provenance": provenance,
-                                                       "seeds": result})
+        lines += ["## Mean ± sd over seeds (description)", "",
+                  out.seeds_table(aggregates, positive_class=report.get("positive_class")), ""]
+    result = {"baseline": BASELINE, "primary_endpoint": primary_endpoint, "cohort": cohort,
+              "synthetic_provenance": provenance, "compute": compute,
+              "primary": {name: {**r, **holm[name]} for name, r in primary.items()}, "power": power,
+              "seeds": secondary}
+    atomic_write_json(output_dir / "comparison.json", result)
     atomic_write_text(output_dir / "comparison.md", "\n".join(lines))
     return result
+
+
+def _compute(loaded: dict[str, dict[int, dict]]) -> dict[str, dict]:
+    """``{arm: {"steps_per_epoch", "optimizer_steps", "training_images"}}`` of each arm's first seed."""
+    found = {}
+    for name, seeds in loaded.items():
+        report = seeds[min(seeds)]["report"]
+        found[name] = {key: report.get(key) for key in ("steps_per_epoch", "optimizer_steps", "training_images")}
+    return found
 
 
 def _synthetic_provenance(runs: dict[str, dict[int, Path]]) -> dict[str, str]:
@@ -369,15 +434,14 @@ def _synthetic_provenance(runs: dict[str, dict[int, Path]]) -> dict[str, str]:
     return found
 
 
-def _seed_aggregates(runs: dict[str, dict[int, Path]]) -> dict[str, dict]:
-    if max(len(seeds) for seeds in runs.values()) < 2:
+def _seed_aggregates(loaded: dict[str, dict[int, dict]]) -> dict[str, dict]:
+    if max(len(seeds) for seeds in loaded.values()) < 2:
         return {}
-    return {name: cls.aggregate_seeds([_load_run(folder)["report"] for folder in seeds.values()])
-            for name, seeds in runs.items()}
+    return {name: cmp.aggregate_seeds([run["report"] for run in seeds.values()]) for name, seeds in loaded.items()}
 
 
 def _load_run(folder: Path) -> dict:
     report = read_json(folder / "metrics.json")
     images, y, probs, pred, _ = out.read_predictions_csv(folder / "predictions.csv")
     return {"report": report, "images": list(images), "y": np.asarray(y), "probs": np.asarray(probs),
-            "pred": np.asarray(pred)}
+            "pred": np.asarray(pred), "groups": out.read_patient_ids(folder / "predictions.csv")}

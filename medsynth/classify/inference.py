@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
-from medsynth.classify.scoring import score_and_write
+from medsynth.classify.scoring import patient_ids, score_and_write
 from medsynth.data.readers import IMAGE_SUFFIXES, image_suffix
 from medsynth.data.splits import SPLITS
 from medsynth.errors import InputError, refuse_output_inside
@@ -93,5 +93,5 @@ class PredictionWriter:
         y = np.array([-1 if it.get("label") is None else int(it["label"]) for it in self.items])
         score_and_write(self.output_dir, self.items, y, probs, self.classes, threshold=self.threshold,
                         positive=self.positive, n_resamples=self.n_resamples, seed=self.seed,
-                        extra={"threshold_chosen_on": "validation"})
+                        groups=patient_ids(self.items), extra={"threshold_chosen_on": "validation"})
         logger.info("wrote predictions of %d images to %s", len(probs), self.output_dir)

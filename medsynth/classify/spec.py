@@ -9,6 +9,7 @@ from typing import Any
 
 from medsynth.classify.arms import NEEDS_SYNTHETIC, REBALANCING, parse_arms
 from medsynth.stats.classification import THRESHOLD_RULES
+from medsynth.stats.comparison import ENDPOINTS
 
 # the integer settings and their least allowed value
 _INTS = {"seeds": 1, "seed": 0, "phases": 1, "image_size": 1, "batch_size": 1, "max_epochs": 1, "patience": 1,
@@ -64,6 +65,10 @@ class ExperimentSpec:
         threshold_rule: binary tasks: ``"balanced_accuracy"`` (maximise it on validation) or ``"fixed"`` (0.5).
             Default ``"balanced_accuracy"``.
         n_resamples: bootstrap resamples of every interval and paired difference. Default 1000.
+        primary_endpoint: the comparison's pre-specified primary endpoint, tested once per arm over all seeds
+            and Holm-corrected across the arms: ``"balanced_accuracy"``, ``"minority_recall"`` or ``"roc_auc"``
+            (:data:`~medsynth.stats.comparison.ENDPOINTS`); every other difference is secondary. Default
+            ``"balanced_accuracy"``.
         model_path: where the first seed's last scored network of the last arm is exported (with its
             ``.json`` sidecar: classes, threshold, architecture); None exports nothing. Default None.
         device: the torch device (a name or a ``torch.device``). Default ``"cpu"``.
@@ -98,6 +103,7 @@ class ExperimentSpec:
     finetune_lr_factor: float = 0.1
     threshold_rule: str = "balanced_accuracy"
     n_resamples: int = 1000
+    primary_endpoint: str = "balanced_accuracy"
     model_path: str | os.PathLike | None = None
     device: Any = "cpu"
     amp: bool = False
@@ -140,6 +146,8 @@ class ExperimentSpec:
         arms = parse_arms(self.arm)  # ValueError "unknown arm ..."
         if self.threshold_rule not in THRESHOLD_RULES:
             raise ValueError(f"unknown threshold_rule {self.threshold_rule!r}; choose {' or '.join(THRESHOLD_RULES)}")
+        if self.primary_endpoint not in ENDPOINTS:
+            raise ValueError(f"unknown primary_endpoint {self.primary_endpoint!r}; choose from {', '.join(ENDPOINTS)}")
         if self.rebalance not in REBALANCING:
             raise ValueError(f"unknown rebalance {self.rebalance!r}; choose from {', '.join(REBALANCING)}")
         if self.synthetic_count is not None and self.target_ratio is not None:

@@ -20,21 +20,20 @@ same test images: exact McNemar, paired DeLong, paired stratified bootstrap of d
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from medsynth.stats.intervals import (
-    bootstrap_interval,
-    delong_interval,
-    delong_test,
-    mcnemar_test,
-    mean_sd,
-    paired_bootstrap_difference,
-    wilson_interval,
+from medsynth.stats.calibration import (
+    brier_score,
+    calibration_slope_intercept,
+    reliability_bins,
+    sensitivity_at_specificity,
 )
+from medsynth.stats.clustered import auc_interval, cluster_bootstrap_interval
+from medsynth.stats.intervals import wilson_interval
 
 logger = logging.getLogger(__name__)
 
@@ -181,19 +180,58 @@ def _entry(value: float, low: float, high: float, n: int, method: str) -> dict:
     return {"value": float(value), "ci_low": _num(low), "ci_high": _num(high), "n": int(n), "method": method}
 
 
-def _wilson(k: int, n: int, confidence: float) -> dict:
-    """A proportion ``k / n`` with its Wilson interval; None when n = 0."""
-    if n == 0:
-        return _entry(float("nan"), 0, 0, 0, "wilson")
-    return _entry(k / n, *wilson_interval(int(k), int(n), confidence), n, "wilson")
+def patient_groups(groups: Sequence | np.ndarray | None, n: int) -> np.ndarray | None:
+    """The patient id of each of ``n`` images as an array, or None when every image is its own patient.
+
+    ``groups`` None means no patient ids; an id None or "" makes that image its own patient. None is returned
+    when no two images share a patient: then every clustered method equals its image-level original.
+    """
+    if groups is None:
+        return None
+    ids = np.array(["" if g is None else str(g) for g in groups], dtype=object)
+    if len(ids) != n:
+        raise ValueError(f"{len(ids)} patient ids for {n} images")
+    alone = ids == ""
+    ids[alone] = [f"\x00image {i}" for i in np.flatnonzero(alone)]  # cannot collide with a real id
+    return None if len(set(ids.tolist())) == n else ids
 
 
-def _bootstrapped(statistic, y: np.ndarray, array: np.ndarray, boot: dict) -> dict:
-    """``statistic(y, array)`` with its stratified bootstrap interval."""
-    value = statistic(y, array)
-    if _num(value) is None:
-        return _entry(value, 0, 0, len(y), "stratified bootstrap")
-    return _entry(value, *bootstrap_interval(statistic, y, array, **boot), len(y), "stratified bootstrap")
+def n_patients(groups: np.ndarray | None, n: int) -> int:
+    """How many patients the ``n`` images come from (``n`` when ``groups`` is None)."""
+    return n if groups is None else len(set(groups.tolist()))
+
+
+class _Intervals:
+    """Interval methods of one report: image-level (Wilson, DeLong, stratified bootstrap) when every patient has
+    one image, patient-level (cluster bootstrap, Obuchowski) otherwise."""
+
+    def __init__(self, y: np.ndarray, groups: np.ndarray | None, n_resamples: int, seed: int, confidence: float):
+        self.y, self.groups, self.confidence = y, groups, confidence
+        self.boot = {"n_resamples": n_resamples, "seed": seed, "confidence": confidence}
+        self.bootstrap_name = "stratified bootstrap" if groups is None else "cluster bootstrap (patients)"
+
+    def bootstrapped(self, statistic, *arrays: np.ndarray) -> dict:
+        """``statistic(y, *arrays)`` with its percentile (cluster) bootstrap interval."""
+        value = statistic(self.y, *arrays)
+        if _num(value) is None:
+            return _entry(value, 0, 0, len(self.y), self.bootstrap_name)
+        low, high = cluster_bootstrap_interval(statistic, self.y, *arrays, groups=self.groups, method="percentile",
+                                               **self.boot)
+        return _entry(value, low, high, len(self.y), self.bootstrap_name)
+
+    def proportion(self, hit: np.ndarray, within: np.ndarray) -> dict:
+        """The share of ``hit`` among the images ``within`` (boolean (N,)): Wilson, or a cluster bootstrap."""
+        k, n = int(np.sum(hit & within)), int(np.sum(within))
+        if n == 0:
+            return _entry(float("nan"), 0, 0, 0, "wilson")
+        if self.groups is None:
+            return _entry(k / n, *wilson_interval(k, n, self.confidence), n, "wilson")
+
+        def share(_y: np.ndarray, h: np.ndarray, w: np.ndarray) -> float:
+            return float(np.sum(h & w) / np.sum(w)) if np.any(w) else float("nan")
+        entry = self.bootstrapped(share, hit, within)
+        entry["n"] = n
+        return entry
 
 
 def _check_inputs(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str] | None = None):
@@ -211,42 +249,82 @@ def _check_inputs(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str] 
     return y, probs, k
 
 
-def _ranking_entry(kind: str, y: np.ndarray, probs: np.ndarray, positive: int | None, boot: dict) -> dict:
-    """AUROC (DeLong when binary) or AP (bootstrap) entry; AP carries its chance ``baseline``."""
+def _ranking_entry(kind: str, y: np.ndarray, probs: np.ndarray, positive: int | None, ci: _Intervals) -> dict:
+    """AUROC (logit-scale DeLong or Obuchowski interval when binary) or AP (bootstrap); AP carries its chance
+    ``baseline``."""
     k = probs.shape[1]
     statistic = _ranking_statistic(kind, k, positive)
     if kind == "roc_auc" and k == 2:
         hit = y == positive
         if hit.all() or not hit.any():
             return _entry(float("nan"), 0, 0, len(y), "delong")
-        return _entry(*delong_interval(hit, probs[:, positive], boot["confidence"]), len(y), "delong")
-    entry = _bootstrapped(statistic, y, probs, boot)
+        auc = auc_interval(hit, probs[:, positive], groups=ci.groups, confidence=ci.confidence)
+        return _entry(auc["value"], auc["ci_low"], auc["ci_high"], len(y), auc["method"])
+    entry = ci.bootstrapped(statistic, probs)
     if kind == "pr_auc":
         prevalence = np.bincount(y, minlength=k) / len(y)
         entry["baseline"] = float(prevalence[positive] if k == 2 else prevalence[prevalence > 0].mean())
     return entry
 
 
-def _per_class(cm: np.ndarray, y: np.ndarray, pred: np.ndarray, c: int, boot: dict) -> dict:
-    """Precision, recall, specificity (Wilson) and F1 (bootstrap) of class ``c``."""
-    n, rows, cols, tp = cm.sum(), cm.sum(1)[c], cm.sum(0)[c], cm[c, c]
-
+def _per_class(y: np.ndarray, pred: np.ndarray, c: int, ci: _Intervals) -> dict:
+    """Precision, recall, specificity (Wilson or cluster bootstrap) and F1 (bootstrap) of class ``c``."""
     def f1(yy: np.ndarray, pp: np.ndarray) -> float:
         return _f1(yy, pp, c)
-    conf = boot["confidence"]
-    return {"precision": _wilson(tp, cols, conf), "recall": _wilson(tp, rows, conf),
-            "specificity": _wilson(n - rows - cols + tp, n - rows, conf), "f1": _bootstrapped(f1, y, pred, boot)}
+    true, called = y == c, pred == c
+    return {"precision": ci.proportion(true, called), "recall": ci.proportion(called, true),
+            "specificity": ci.proportion(~called, ~true), "f1": ci.bootstrapped(f1, pred)}
+
+
+@contextlib.contextmanager
+def _quiet_calibration() -> Iterator[None]:
+    """Silence the calibration fit's per-resample convergence warnings (the bootstrap counts its nan resamples)."""
+    fit_logger = logging.getLogger("medsynth.stats.calibration")
+    level = fit_logger.level
+    fit_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        fit_logger.setLevel(level)
+
+
+def _calibration_entries(y: np.ndarray, p: np.ndarray, ci: _Intervals, specificity: float) -> dict:
+    """Brier score, calibration slope and intercept, sensitivity at ``specificity``: binary, P(positive) ``p``."""
+    def brier(yy: np.ndarray, pp: np.ndarray) -> float:
+        return brier_score(yy, pp)
+
+    def slope(yy: np.ndarray, pp: np.ndarray) -> float:
+        return calibration_slope_intercept(yy, pp)["slope"]
+
+    def intercept(yy: np.ndarray, pp: np.ndarray) -> float:
+        return calibration_slope_intercept(yy, pp)["intercept"]
+
+    def sensitivity(yy: np.ndarray, pp: np.ndarray) -> float:
+        return sensitivity_at_specificity(yy, pp, specificity)["value"]
+    out = {}
+    for name, fn in (("brier", brier), ("calibration_slope", slope), ("calibration_intercept", intercept),
+                     (f"sensitivity_at_specificity_{specificity:.2f}", sensitivity)):
+        with _quiet_calibration():
+            out[name] = ci.bootstrapped(fn, p)
+    return out
 
 
 def classification_report(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str], *,
-                          threshold: float | None = None, positive: int | None = None, n_resamples: int = 1000,
-                          seed: int = 0, confidence: float = 0.95) -> dict:
+                          threshold: float | None = None, positive: int | None = None,
+                          groups: Sequence | np.ndarray | None = None, n_resamples: int = 1000, seed: int = 0,
+                          confidence: float = 0.95, fixed_specificity: float = 0.9) -> dict:
     """Metrics with intervals for class indices ``y_true (N,)`` and softmax ``probs (N, K)``; JSON-ready.
 
     ``positive`` (the training split's minority class; class 1 when None and K == 2) is the class scored by
     binary AUROC/AP and thresholded by ``threshold`` (from :func:`choose_threshold`; argmax when None).
-    Returns ``{"n", "classes", "positive_class", "threshold", "prevalence", "confusion_matrix", "metrics"}``,
-    each metric ``{"value", "ci_low", "ci_high", "n", "method"}`` (None where undefined).
+    ``groups (N,)``: the patient id of each image. Where patients have several images, every interval
+    resamples patients (cluster bootstrap) and binary ROC-AUC uses Obuchowski's clustered variance; where each
+    has one (or ``groups`` is None) the intervals are the image-level ones (Wilson, DeLong, stratified bootstrap).
+    Binary tasks also get calibration (Brier score, calibration slope and intercept) and the sensitivity at
+    ``fixed_specificity`` on the test ROC curve, and ``reliability`` (equal-count bins of P(positive)).
+    Returns ``{"n", "n_patients", "classes", "positive_class", "threshold", "prevalence", "confusion_matrix",
+    "metrics", "reliability"}``, each metric ``{"value", "ci_low", "ci_high", "n", "method"}`` (None where
+    undefined).
     """
     y, probs, k = _check_inputs(y_true, probs, classes)
     if positive is None and k == 2:
@@ -254,89 +332,44 @@ def classification_report(y_true: np.ndarray, probs: np.ndarray, classes: Sequen
     threshold = threshold if k == 2 else None
     pred = predict_labels(probs, threshold, positive if positive is not None else 1)
     cm = _confusion(y, pred, k)
-    boot = {"n_resamples": n_resamples, "seed": seed, "confidence": confidence}
+    clusters = patient_groups(groups, len(y))
+    ci = _Intervals(y, clusters, n_resamples, seed, confidence)
 
     def balanced_accuracy(yy: np.ndarray, pp: np.ndarray) -> float:
         return _balanced_accuracy(yy, pp, k)
 
     def mcc(yy: np.ndarray, pp: np.ndarray) -> float:
         return _mcc(yy, pp, k)
-    metrics = {"accuracy": _wilson(np.trace(cm), len(y), confidence),
-               "balanced_accuracy": _bootstrapped(balanced_accuracy, y, pred, boot),
-               "mcc": _bootstrapped(mcc, y, pred, boot),
-               "roc_auc": _ranking_entry("roc_auc", y, probs, positive, boot),
-               "pr_auc": _ranking_entry("pr_auc", y, probs, positive, boot)}
+    everything = np.ones(len(y), bool)
+    metrics = {"accuracy": ci.proportion(pred == y, everything),
+               "balanced_accuracy": ci.bootstrapped(balanced_accuracy, pred),
+               "mcc": ci.bootstrapped(mcc, pred),
+               "roc_auc": _ranking_entry("roc_auc", y, probs, positive, ci),
+               "pr_auc": _ranking_entry("pr_auc", y, probs, positive, ci)}
     for c, name in enumerate(classes):
-        for metric, entry in _per_class(cm, y, pred, c, boot).items():
+        for metric, entry in _per_class(y, pred, c, ci).items():
             metrics[f"{metric}/{name}"] = entry
+    reliability = None
+    if k == 2 and positive is not None:
+        hit = (y == positive).astype(np.int64)
+        metrics.update(_calibration_entries(hit, probs[:, positive], _Intervals(hit, clusters, n_resamples, seed,
+                                                                                confidence), fixed_specificity))
+        reliability = reliability_bins(hit, probs[:, positive])
     prevalence = dict(zip([str(c) for c in classes], (cm.sum(1) / len(y)).tolist(), strict=True))
-    return {"n": len(y), "classes": [str(c) for c in classes],
+    return {"n": len(y), "n_patients": n_patients(clusters, len(y)), "classes": [str(c) for c in classes],
             "positive_class": None if positive is None else str(classes[positive]),
             "threshold": _num(threshold), "prevalence": prevalence,
-            "confusion_matrix": cm.tolist(), "metrics": metrics}
+            "confusion_matrix": cm.tolist(), "metrics": metrics, "reliability": _clean(reliability)}
 
-
-# ---------------------------------------------------------------- arms and seeds
 
 def _clean(obj):
-    """Recursively replace nan/inf floats by None and numpy scalars by Python ones."""
+    """Recursively replace nan/inf floats by None, numpy scalars by Python ones and arrays by lists."""
     if isinstance(obj, dict):
         return {key: _clean(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [_clean(value) for value in (obj.tolist() if isinstance(obj, np.ndarray) else obj)]
     if isinstance(obj, (float, np.floating)):
         return _num(float(obj))
     if isinstance(obj, np.integer):
         return int(obj)
     return obj
-
-
-def compare_predictions(y_true: np.ndarray, probs_a: np.ndarray, pred_a: np.ndarray, probs_b: np.ndarray,
-                        pred_b: np.ndarray, *, positive: int | None, n_resamples: int = 1000, seed: int = 0,
-                        confidence: float = 0.95) -> dict:
-    """Arm ``b`` against baseline arm ``a`` on the same test images in the same order; differences are b - a.
-
-    ``probs_* (N, K)``, ``pred_* (N,)``. Returns ``{"mcnemar", "roc_auc" (paired DeLong when binary, else paired
-    bootstrap of the macro AUROC), "balanced_accuracy", "minority_recall" (recall of ``positive``; None when
-    K > 2 and no positive), "pr_auc"}``, JSON-ready (non-finite numbers become None).
-    """
-    y, probs_a, k = _check_inputs(y_true, probs_a)
-    _, probs_b, _ = _check_inputs(y_true, probs_b)
-    pred_a, pred_b = np.asarray(pred_a).astype(np.int64).ravel(), np.asarray(pred_b).astype(np.int64).ravel()
-    if probs_b.shape != probs_a.shape or len(pred_a) != len(y) or len(pred_b) != len(y):
-        raise ValueError(f"arms must score the same {len(y)} images: probs {probs_a.shape} vs {probs_b.shape}, "
-                         f"predictions {len(pred_a)} and {len(pred_b)}")
-    if positive is None and k == 2:
-        positive = 1
-    boot: dict[str, Any] = {"n_resamples": n_resamples, "seed": seed, "confidence": confidence}
-
-    def balanced_accuracy(yy: np.ndarray, pp: np.ndarray) -> float:
-        return _balanced_accuracy(yy, pp, k)
-
-    def minority_recall(yy: np.ndarray, pp: np.ndarray) -> float:
-        return float(np.mean(pp[yy == positive] == positive)) if np.any(yy == positive) else float("nan")
-    out: dict[str, dict | None] = {"mcnemar": mcnemar_test(pred_a == y, pred_b == y)}
-    if k == 2:
-        out["roc_auc"] = delong_test(y == positive, probs_a[:, positive], probs_b[:, positive], confidence)
-    else:
-        out["roc_auc"] = paired_bootstrap_difference(_ranking_statistic("roc_auc", k, positive), y,
-                                                     [probs_a], [probs_b], **boot)
-    out["balanced_accuracy"] = paired_bootstrap_difference(balanced_accuracy, y, [pred_a], [pred_b], **boot)
-    out["minority_recall"] = (None if positive is None else
-                              paired_bootstrap_difference(minority_recall, y, [pred_a], [pred_b], **boot))
-    out["pr_auc"] = paired_bootstrap_difference(_ranking_statistic("pr_auc", k, positive), y,
-                                                [probs_a], [probs_b], **boot)
-    return _clean(out)
-
-
-def aggregate_seeds(reports: Sequence[dict]) -> dict:
-    """``{metric: {"mean", "sd", "n_seeds", "values"}}`` over the reports' metric values (None skipped).
-
-    ``sd`` is the sample sd (ddof = 1), None with fewer than two seeds; ``mean`` None with none.
-    """
-    names = list(dict.fromkeys(name for report in reports for name in report["metrics"]))
-    out = {}
-    for name in names:
-        values = [float(r["metrics"][name]["value"]) for r in reports
-                  if name in r["metrics"] and r["metrics"][name].get("value") is not None]
-        mean, sd = mean_sd(values) if values else (None, None)
-        out[name] = {"mean": _num(mean), "sd": _num(sd), "n_seeds": len(values), "values": values}
-    return out

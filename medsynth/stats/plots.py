@@ -1,4 +1,4 @@
-"""Plots of a classifier evaluation: ROC and precision-recall curves, the confusion matrix.
+"""Plots of a classifier evaluation: ROC and precision-recall curves, the confusion matrix, the reliability diagram.
 
 PNGs drawn on a bare :class:`matplotlib.figure.Figure` (Agg canvas, no pyplot global state), written to a
 temporary name and renamed into place. Two classes: one curve, for the positive class (class 1 when
@@ -9,7 +9,7 @@ in the legend instead of failing.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -120,4 +120,25 @@ def plot_confusion(path: str | os.PathLike, confusion: Sequence[Sequence[int]], 
     ax.set_xticklabels(classes, rotation=30 if k > 2 else 0, ha="right" if k > 2 else "center")
     ax.set_yticklabels(classes)
     fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def plot_reliability(path: str | os.PathLike, reliability: Mapping[str, Sequence[float]],
+                     positive_name: str | None = None) -> Path:
+    """The reliability diagram to a PNG: the observed share of the positive class against the mean predicted
+    P(positive) in each bin of ``reliability`` (:func:`~medsynth.stats.calibration.reliability_bins`:
+    ``mean_predicted``, ``observed``, ``count``), points sized by the bin's count, the diagonal = calibrated."""
+    predicted = np.asarray(reliability["mean_predicted"], np.float64)
+    observed = np.asarray(reliability["observed"], np.float64)
+    count = np.asarray(reliability["count"], np.float64)
+    if not len(predicted) == len(observed) == len(count):
+        raise ValueError("reliability bins need mean_predicted, observed and count of one length")
+    what = f"P({positive_name})" if positive_name else "P(positive)"
+    fig, ax = _curve_figure("Reliability (calibration)", f"mean predicted {what}", "observed share of positives")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfect calibration")
+    if len(count):
+        ax.plot(predicted, observed, color="C0", linewidth=1)
+        ax.scatter(predicted, observed, s=20 + 180 * count / count.max(), color="C0", zorder=3,
+                   label=f"{len(count)} equal-count bins (n = {int(count.sum())})")
+    ax.legend(loc="upper left", fontsize="small")
     return _save_figure(fig, path)

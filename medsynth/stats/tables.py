@@ -35,7 +35,8 @@ from medsynth.fileio import atomic_write_json, atomic_write_text
 HEADLINE = (("balanced_accuracy", "balanced accuracy"), ("minority_recall", "minority recall"),
             ("specificity", "specificity"), ("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"))
 _NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "mcc": "MCC", "roc_auc": "ROC-AUC",
-          "pr_auc": "PR-AUC (average precision)"}
+          "pr_auc": "PR-AUC (average precision)", "brier": "Brier score", "calibration_slope": "calibration slope",
+          "calibration_intercept": "calibration intercept"}
 DASH = "—"
 
 
@@ -88,6 +89,19 @@ def _int_cell(text: str, path: Path, where: str, column: str, k: int, allow_empt
     if not 0 <= value < k:
         raise InputError(path, f"{where}: {column} {value} is not a class index 0..{k - 1}")
     return value
+
+
+def read_patient_ids(path: str | os.PathLike) -> list[str | None] | None:
+    """The ``patient_id`` column of a predictions file (None for an empty cell), or None without that column."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if "patient_id" not in (reader.fieldnames or []):
+                return None
+            return [row["patient_id"] or None for row in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise InputError(path, f"cannot read the predictions file ({e})") from None
 
 
 def read_predictions_csv(path: str | os.PathLike) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray,
@@ -236,6 +250,8 @@ def _metric_name(key: str) -> str:
     if "/" in key:
         metric, cls = key.split("/", 1)
         return f"{metric} ({cls})"
+    if key.startswith("sensitivity_at_specificity_"):
+        return f"sensitivity at specificity {key.rsplit('_', 1)[1]}"
     return _NAMES.get(key, key.replace("_", " "))
 
 
@@ -261,7 +277,9 @@ def metrics_table(report: Mapping) -> str:
     prevalence = report.get("prevalence") or {}
     if prevalence:
         shown = ", ".join(f"{c} {_num(prevalence.get(c))}" for c in classes)
-        lines += [f"Test images: n = {report['n']}; prevalence {shown}.", ""]
+        patients = report.get("n_patients")
+        of = f" from {patients} patients" if patients is not None else ""
+        lines += [f"Test images: n = {report['n']}{of}; prevalence {shown}.", ""]
     multiclass = len(classes) > 2
     rows = []
     for key, entry in report["metrics"].items():
@@ -308,28 +326,115 @@ def comparison_table(rows: Sequence[tuple[str, Mapping, Mapping | None]], baseli
     """Markdown of arms against ``baseline``: ``rows`` are ``(arm, report, comparison or None for the baseline)``.
 
     The headline columns of :func:`headline_table`, then the paired differences arm − baseline on the same test
-    images: Δ balanced accuracy and Δ minority recall ``[95 % CI], p`` (paired stratified bootstrap), Δ ROC-AUC
-    (DeLong's test when binary, paired bootstrap of the macro AUROC otherwise) and McNemar's exact p.
+    images: Δ balanced accuracy and Δ minority recall ``[95 % CI], p`` (BCa cluster bootstrap, sign-flip p),
+    Δ ROC-AUC (DeLong's or Obuchowski's clustered test when binary, a bootstrap otherwise) and McNemar's p (exact,
+    or Durkalski's clustered version); a note below names the methods used.
     """
-    comparisons = [c for _, _, c in rows if c]
-    delong = all("z" in (c.get("roc_auc") or {}) for c in comparisons) if comparisons else True
     header = ["arm", *_absolute_header([(n, r) for n, r, _ in rows]),
               f"Δ balanced accuracy vs {baseline} [95 % CI], p", f"Δ minority recall vs {baseline} [95 % CI], p",
-              f"Δ ROC-AUC{' (DeLong)' if delong else ''} vs {baseline} [95 % CI], p", "McNemar p"]
-    body = []
+              f"Δ ROC-AUC vs {baseline} [95 % CI], p", "McNemar p"]
+    body, methods = [], {}
     for name, report, comparison in rows:
         if comparison is None:
             deltas = [DASH] * 4
         else:
             mcnemar = comparison.get("mcnemar") or {}
             deltas = [_delta(comparison.get("balanced_accuracy")), _delta(comparison.get("minority_recall")),
-                      _delta(comparison.get("roc_auc")),
-                      _p_bare(mcnemar.get("p_value"))]
+                      _delta(comparison.get("roc_auc")), _p_bare(mcnemar.get("p_value"))]
+            for key in ("balanced_accuracy", "roc_auc", "pr_auc"):
+                entry = comparison.get(key) or {}
+                methods.setdefault(key, entry.get("interval") or entry.get("method"))
+            methods.setdefault("test", (comparison.get("balanced_accuracy") or {}).get("test"))
+            methods.setdefault("mcnemar", mcnemar.get("method"))
         body.append([name, *_absolute_cells(report), *deltas])
-    auc_method = "DeLong's test" if delong else "paired stratified bootstrap (DeLong where binary)"
-    note = (f"Δ = arm − {baseline}, paired on the same test images: balanced accuracy and minority recall by paired "
-            f"stratified bootstrap, ROC-AUC by {auc_method}; McNemar exact on the discordant predictions.")
+    note = (f"Δ = arm − {baseline}, paired on the same test images. Balanced accuracy and minority recall: "
+            f"{methods.get('balanced_accuracy') or 'bootstrap'} interval, p by {methods.get('test') or 'bootstrap'}; "
+            f"ROC-AUC: {methods.get('roc_auc') or 'paired test'}; McNemar: {methods.get('mcnemar') or 'exact'}. "
+            "Secondary endpoints, not corrected for multiplicity.")
     return _table(header, body) + "\n\n" + note
+
+
+def cohort_line(report: Mapping) -> str:
+    """``Test split: 127 images from 91 patients; malignant 15 images (15 patients).`` from a report with
+    ``n``, ``n_patients``, ``positive_class`` and ``positive_patients`` (when known)."""
+    n, patients = report.get("n"), report.get("n_patients", report.get("n"))
+    text = f"Test split: {n} images from {patients} patients"
+    positive = report.get("positive_class")
+    if positive is not None and report.get("positive_images") is not None:
+        text += (f"; {positive} (the minority class): {report['positive_images']} images from "
+                 f"{report.get('positive_patients')} patients")
+    return text + "."
+
+
+def primary_table(results: Mapping[str, Mapping], holm: Mapping[str, Mapping], endpoint_name: str,
+                  baseline: str = "real", alpha: float = 0.05) -> str:
+    """Markdown of the pre-specified primary endpoint: one row per arm of :func:`~medsynth.stats.comparison.
+    pooled_comparison` results, with its Holm-adjusted p (``holm``: :func:`~medsynth.stats.comparison.holm_adjust`)."""
+    k = max((h.get("k", 0) for h in holm.values()), default=0)
+    header = ["arm", "seeds", f"Δ {endpoint_name} vs {baseline}, mean over seeds [95 % CI]", "per seed (mean ± sd)",
+              "p", f"p, Holm (k = {k})", f"significant at {alpha:g} (Holm)"]
+    body, methods = [], None
+    for name, result in results.items():
+        per_seed = _num(result.get("mean"), signed=True)
+        if result.get("sd") is not None:
+            per_seed += f" ± {_num(result['sd'])}"
+        adjusted = holm.get(name, {})
+        significant = adjusted.get("significant")
+        body.append([name, result.get("n_seeds", ""), " ".join(t for t in (_num(result.get("difference"), True),
+                                                                        _ci(result, signed=True)) if t),
+                     per_seed, _p_bare(result.get("p_value")), _p_bare(adjusted.get("p_holm")),
+                     DASH if significant is None else ("yes" if significant else "no")])
+        methods = methods or (result.get("interval"), result.get("test"))
+    interval, test = methods or (None, None)
+    note = (f"Primary endpoint, fixed before the run (``primary_endpoint``). Δ = arm − {baseline} on the same test "
+            f"images, averaged over the seeds both arms ran (seed s against seed s). Interval: {interval or '—'} "
+            f"over test patients, each resample re-scoring every seed; p: {test or '—'}; Holm's step-down "
+            f"correction across the {k} arm(s) compared.")
+    return _table(header, body) + "\n\n" + note
+
+
+def power_line(power: Mapping | None, arm: str, endpoint: str = "minority recall") -> str:
+    """One sentence: the smallest Δ minority recall this test set detects with 80 % power (or ``""``)."""
+    if not power or power.get("mdd_images") is None:
+        return ""
+    psi = power.get("discordance")
+    return (f"Power ({arm}): with {power['positive_images']} minority test images from {power['positive_patients']} "
+            f"patients and ψ = {_num(psi)} ({power.get('discordance_from')}), the smallest Δ {endpoint} detectable "
+            f"with {power['power']:.0%} power at two-sided α = {power['alpha']:g} (McNemar, Connor 1987) is "
+            f"±{_num(power['mdd_images'])} (±{_num(power.get('mdd_patients'))} if a patient's images count once).")
+
+
+CALIBRATION = (("brier", "Brier score"), ("calibration_slope", "calibration slope"),
+               ("calibration_intercept", "calibration intercept"))
+
+
+def calibration_table(rows: Sequence[tuple[str, Mapping]]) -> str:
+    """Markdown of calibration and the fixed-specificity operating point of several binary reports
+    (``rows``: ``(name, report)``): Brier score, calibration slope and intercept, sensitivity at the fixed
+    specificity, each ``value [95 % CI]``."""
+    keys = list(CALIBRATION)
+    fixed = sorted({k for _, r in rows for k in r.get("metrics", {}) if k.startswith("sensitivity_at_specificity_")})
+    keys += [(k, f"sensitivity at specificity {k.rsplit('_', 1)[1]}") for k in fixed]
+    body = [[name, *(_value_ci(report.get("metrics", {}).get(key)) for key, _ in keys)] for name, report in rows]
+    note = ("Brier score: mean squared error of P(positive) (lower is better); calibration slope 1 and intercept 0 "
+            "are perfect calibration (slope < 1: over-confident); sensitivity read off the test ROC curve at that "
+            "specificity. Intervals by (cluster) bootstrap.")
+    return _table(["arm", *(f"{header} [95 % CI]" for _, header in keys)], body) + "\n\n" + note
+
+
+def compute_line(steps: Mapping[str, Mapping]) -> str:
+    """``Training compute: ...`` from ``{arm: {"steps_per_epoch", "optimizer_steps", "training_images"}}``;
+    says plainly when the arms' per-epoch budgets differ."""
+    known = {arm: s for arm, s in steps.items() if s.get("steps_per_epoch") is not None}
+    if not known:
+        return "Training compute: not recorded (runs older than the compute-matched schedule)."
+    per_epoch = {int(s["steps_per_epoch"]) for s in known.values()}
+    shown = "; ".join(f"{arm} {s['steps_per_epoch']} steps/epoch, {s.get('optimizer_steps', DASH)} steps run"
+                      for arm, s in known.items())
+    if len(per_epoch) == 1:
+        return (f"Training compute: every arm {per_epoch.pop()} optimiser steps per epoch (compute-matched; early "
+                f"stopping may end arms at different steps): {shown}.")
+    return f"Training compute DIFFERS between arms (steps per epoch not matched): {shown}."
 
 
 def _mean_sd(entry: Mapping | None, n_seeds: int) -> str:

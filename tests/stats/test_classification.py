@@ -24,13 +24,10 @@ from medsynth.stats.classification import (
     _balanced_accuracy,
     _f1,
     _mcc,
-    aggregate_seeds,
     choose_threshold,
     classification_report,
-    compare_predictions,
     predict_labels,
 )
-from medsynth.stats.intervals import delong_test
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -204,44 +201,3 @@ def test_predict_labels():
     assert predict_labels(np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])).tolist() == [2, 0]
 
 
-# ---------------------------------------------------------------- arms and seeds
-
-def test_compare_binary_arms():
-    y, probs_a = _data(120, 2, seed=3)
-    _, probs_b = _data(120, 2, seed=9)
-    pred_a, pred_b = probs_a.argmax(1), (probs_b[:, 1] >= 0.4).astype(int)
-    out = compare_predictions(y, probs_a, pred_a, probs_b, pred_b, positive=1, n_resamples=200)
-    json.dumps(out, allow_nan=False)
-    right_a, right_b = pred_a == y, pred_b == y
-    assert (out["mcnemar"]["b"], out["mcnemar"]["c"]) == (np.sum(right_a & ~right_b), np.sum(~right_a & right_b))
-    assert out["roc_auc"] == pytest.approx(delong_test(y, probs_a[:, 1], probs_b[:, 1]))
-    ba = out["balanced_accuracy"]
-    assert ba["difference"] == pytest.approx(balanced_accuracy_score(y, pred_b) - balanced_accuracy_score(y, pred_a))
-    assert out["minority_recall"]["a"] == pytest.approx(recall_score(y, pred_a))
-    assert out["pr_auc"]["b"] == pytest.approx(average_precision_score(y, probs_b[:, 1]))
-    assert ba["ci_low"] <= ba["difference"] <= ba["ci_high"]
-
-
-def test_compare_identical_multiclass_arms():
-    y, probs = _data(90, 3, seed=5)
-    pred = probs.argmax(1)
-    out = compare_predictions(y, probs, pred, probs, pred, positive=1, n_resamples=100)
-    assert out["mcnemar"]["p_value"] == 1.0
-    for key in ("roc_auc", "balanced_accuracy", "minority_recall", "pr_auc"):
-        assert out[key]["difference"] == 0 and out[key]["p_value"] == 1.0, key
-    assert out["roc_auc"]["a"] == pytest.approx(roc_auc_score(y, probs, multi_class="ovr"))
-    assert compare_predictions(y, probs, pred, probs, pred, positive=None, n_resamples=20)["minority_recall"] is None
-
-
-def test_aggregate_seeds():
-    reports = [classification_report(*_data(60, 2, seed=s), ["a", "b"], n_resamples=50) for s in range(3)]
-    reports[1]["metrics"]["precision/b"]["value"] = None  # an undefined value is skipped
-    agg = aggregate_seeds(reports)
-    values = [r["metrics"]["balanced_accuracy"]["value"] for r in reports]
-    assert agg["balanced_accuracy"]["mean"] == pytest.approx(np.mean(values))
-    assert agg["balanced_accuracy"]["sd"] == pytest.approx(np.std(values, ddof=1))
-    assert agg["balanced_accuracy"]["n_seeds"] == 3 and agg["balanced_accuracy"]["values"] == values
-    assert agg["precision/b"]["n_seeds"] == 2
-    single = aggregate_seeds(reports[:1])["mcc"]
-    assert single["sd"] is None and single["mean"] == reports[0]["metrics"]["mcc"]["value"]
-    json.dumps(agg, allow_nan=False)

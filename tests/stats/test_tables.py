@@ -44,11 +44,11 @@ def _report(bacc=0.7, recall=0.667, auc=0.81, ap=0.45, threshold=0.41) -> dict:
 
 def _comparison() -> dict:
     paired = {"a": 0.7, "b": 0.76, "difference": 0.06, "ci_low": -0.02, "ci_high": 0.14, "p_value": 0.15,
-              "n_resamples": 1000}
+              "n_resamples": 1000, "interval": "cluster bootstrap (BCa)", "test": "paired sign-flip test"}
     return {
-        "mcnemar": {"b": 9, "c": 3, "n": 120, "p_value": 0.146, "method": "exact binomial"},
+        "mcnemar": {"b": 9, "c": 3, "n": 120, "p_value": 0.146, "method": "exact McNemar"},
         "roc_auc": {"auc_a": 0.81, "auc_b": 0.86, "difference": 0.05, "ci_low": -0.01, "ci_high": 0.11, "z": 1.6,
-                    "p_value": 0.11},
+                    "p_value": 0.11, "method": "Obuchowski clustered"},
         "balanced_accuracy": paired,
         "minority_recall": {**paired, "difference": 0.111, "ci_low": 0.0, "ci_high": 0.222, "p_value": 0.0004},
         "pr_auc": {**paired, "difference": -0.03, "ci_low": -0.1, "ci_high": 0.04, "p_value": 0.5},
@@ -205,7 +205,7 @@ def test_comparison_table():
     assert "minority recall (malignant) [95 % CI]" in header
     assert "PR-AUC (chance) [95 % CI]" in header
     assert "Δ balanced accuracy vs real [95 % CI], p" in header
-    assert "Δ ROC-AUC (DeLong) vs real [95 % CI], p" in header
+    assert "Δ ROC-AUC vs real [95 % CI], p" in header
     assert header[-1] == "McNemar p"
     real, synthetic = _cells(lines[2]), _cells(lines[3])
     assert real == ["real", "0.700 [0.620, 0.780]", "0.667 [0.440, 0.840]", "0.931 [0.864, 0.966]",
@@ -214,17 +214,75 @@ def test_comparison_table():
                          "0.860 [0.720, 0.900]", "0.450 [0.300, 0.600] (chance 0.150)",
                          "+0.060 [-0.020, +0.140], p = 0.150", "+0.111 [+0.000, +0.222], p < 0.001",
                          "+0.050 [-0.010, +0.110], p = 0.110", "0.146"]
-    assert "Δ = arm − real" in text
+    note = text.split("\n\n")[1]
+    assert note.startswith("Δ = arm − real")
+    for method in ("cluster bootstrap (BCa)", "paired sign-flip test", "Obuchowski clustered", "exact McNemar",
+                   "not corrected for multiplicity"):
+        assert method in note, method
 
 
 def test_comparison_table_without_minority_recall():
     comparison = _comparison() | {"minority_recall": None}
-    comparison["roc_auc"] = {k: v for k, v in comparison["roc_auc"].items() if k != "z"}  # a bootstrap comparison
+    comparison["roc_auc"] = {**comparison["roc_auc"], "interval": "stratified bootstrap (BCa)"}  # multi-class
+    del comparison["roc_auc"]["method"]
     report = _report() | {"positive_class": None}
     text = out.comparison_table([("real", report, None), ("b", report, comparison)], baseline="real")
     row = _cells(text.splitlines()[3])
     assert row[2] == row[3] == row[7] == "—"
-    assert "(DeLong)" not in text.splitlines()[0] and "paired stratified bootstrap" in text
+    assert "ROC-AUC: stratified bootstrap (BCa)" in text
+
+
+def test_primary_table_holm_and_methods():
+    results = {"synthetic": {"n_seeds": 3, "difference": 0.047, "ci_low": 0.003, "ci_high": 0.09, "mean": 0.047,
+                             "sd": 0.036, "p_value": 0.012, "interval": "cluster bootstrap (BCa)",
+                             "test": "paired sign-flip randomisation test over patients"},
+               "rebalance": {"n_seeds": 3, "difference": -0.012, "ci_low": -0.08, "ci_high": 0.05, "mean": -0.012,
+                             "sd": 0.07, "p_value": 0.6, "interval": "cluster bootstrap (BCa)",
+                             "test": "paired sign-flip randomisation test over patients"}}
+    holm = {"synthetic": {"p_holm": 0.024, "significant": True, "k": 2},
+            "rebalance": {"p_holm": 0.6, "significant": False, "k": 2}}
+    text = out.primary_table(results, holm, "balanced accuracy")
+    lines = text.splitlines()
+    assert _cells(lines[0]) == ["arm", "seeds", "Δ balanced accuracy vs real, mean over seeds [95 % CI]",
+                                "per seed (mean ± sd)", "p", "p, Holm (k = 2)", "significant at 0.05 (Holm)"]
+    assert _cells(lines[2]) == ["synthetic", "3", "+0.047 [+0.003, +0.090]", "+0.047 ± 0.036", "0.012", "0.024",
+                                "yes"]
+    assert _cells(lines[3])[-1] == "no"
+    assert "cluster bootstrap (BCa)" in text and "sign-flip" in text and "Holm" in text
+
+
+def test_cohort_power_compute_and_calibration_lines():
+    cohort = {"n": 127, "n_patients": 91, "positive_class": "malignant", "positive_images": 15,
+              "positive_patients": 13}
+    assert out.cohort_line(cohort) == ("Test split: 127 images from 91 patients; malignant (the minority class): "
+                                       "15 images from 13 patients.")
+    power = {"positive_images": 15, "positive_patients": 13, "discordance": 0.2, "discordance_from": "observed",
+             "alpha": 0.05, "power": 0.8, "mdd_images": 0.312, "mdd_patients": 0.334}
+    line = out.power_line(power, "synthetic")
+    assert "15 minority test images from 13 patients" in line and "±0.312" in line and "±0.334" in line
+    assert out.power_line(None, "synthetic") == ""
+    same = {"real": {"steps_per_epoch": 33, "optimizer_steps": 330}, "synthetic": {"steps_per_epoch": 33}}
+    assert "every arm 33 optimiser steps per epoch" in out.compute_line(same)
+    differ = {"real": {"steps_per_epoch": 19}, "synthetic": {"steps_per_epoch": 33}}
+    assert out.compute_line(differ).startswith("Training compute DIFFERS")
+    assert "not recorded" in out.compute_line({"real": {"steps_per_epoch": None}})
+    report = _report()
+    report["metrics"].update({"brier": _entry(0.081, 0.06, 0.1), "calibration_slope": _entry(0.8, 0.5, 1.2),
+                              "calibration_intercept": _entry(-0.2, -0.6, 0.3),
+                              "sensitivity_at_specificity_0.90": _entry(0.8, 0.6, 0.93)})
+    table = out.calibration_table([("real", report)])
+    assert _cells(table.splitlines()[0])[-1] == "sensitivity at specificity 0.90 [95 % CI]"
+    assert _cells(table.splitlines()[2])[1:] == ["0.081 [0.060, 0.100]", "0.800 [0.500, 1.200]",
+                                                 "-0.200 [-0.600, 0.300]", "0.800 [0.600, 0.930]"]
+
+
+def test_read_patient_ids(tmp_path):
+    items, y, probs, pred = _predictions()
+    path = out.write_predictions_csv(tmp_path / "p.csv", items, y, probs, pred, CLASSES)
+    assert out.read_patient_ids(path) == [it.get("patient_id") for it in items]
+    bare = out.write_predictions_csv(tmp_path / "q.csv", [{"image": it["image"]} for it in items], y, probs, pred,
+                                     CLASSES)
+    assert out.read_patient_ids(bare) is None
 
 
 def test_headline_table():
