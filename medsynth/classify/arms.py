@@ -6,7 +6,13 @@ what the network is trained on changes::
     real            real training images
     classic_aug     the same, through the TorchIO classic-augmentation preset (the runner adds the transform)
     rebalance       the same, with a class-weighted loss or an oversampling sampler (the runner does it): the
-                    control that tells a GAN gain apart from mere rebalancing
+                    control that tells a GAN gain apart from mere rebalancing (always towards 1:1)
+    oversample_matched
+                    the real training images, each class the synthetic selection adds to padded with repeated real
+                    images of that class up to exactly the per-class counts the ``synthetic`` arm trains on for
+                    the same seed: the control with the synthetic arm's class balance and training-set size, minus
+                    the synthetic images (every real image of a class repeated as evenly as possible, the
+                    remainder a seeded pick; needs the synthetic set for its counts)
     synthetic       real + synthetic images (all of the set, N of them, or up to a majority:minority ratio)
     warm_start      pre-train on synthetic images + the real images of the classes the set lacks, then
                     fine-tune on real images only (the bone-fracture study)
@@ -14,6 +20,10 @@ what the network is trained on changes::
                     on real: "TSTR" for the minority class)
     phases          real + the selected synthetic images added in k equal increments, a fresh network trained
                     and scored after each (the thesis: 5 x 520 images)
+
+Every arm can be trained for the same number of optimiser steps per epoch (``steps_per_epoch: matched``, the
+default; :func:`~medsynth.classify.engine.steps_per_epoch`), so that no arm gets more compute merely because
+its training set is larger.
 
 A synthetic set is a datalist whose items say ``"source": "synthetic"`` (what the GAN and CycleGAN bundles
 write). Its classes are matched to the real datalist's **by name**, so a set written with another class order
@@ -44,8 +54,9 @@ from medsynth.export.latents import parse_ratio
 
 logger = logging.getLogger(__name__)
 
-ARMS = ("real", "classic_aug", "rebalance", "synthetic", "warm_start", "synthetic_only", "phases")
-NEEDS_SYNTHETIC = ("synthetic", "warm_start", "synthetic_only", "phases")
+ARMS = ("real", "classic_aug", "rebalance", "oversample_matched", "synthetic", "warm_start", "synthetic_only",
+        "phases")
+NEEDS_SYNTHETIC = ("oversample_matched", "synthetic", "warm_start", "synthetic_only", "phases")
 REBALANCING = ("weights", "oversample")
 
 
@@ -55,11 +66,13 @@ class Stage:
 
     Attributes:
         name: ``"train"`` for one-stage arms; ``"pretrain"``/``"finetune"`` (warm start); ``"phase_<i>"``.
-        training: the datalist items the network is trained on.
+        training: the datalist items the network is trained on (an ``oversample_matched`` stage lists a real
+            image once more for every repeat: those copies say ``"repeat": k``, k = 1, 2, ...).
         init_from: the stage whose trained weights initialise this one (warm start), else a fresh network.
         augment: through the classic-augmentation preset.
         rebalance: ``"weights"`` or ``"oversample"``, else None.
         scored: scored on the test split (a warm start's pre-training stage is not).
+        counts: images per class name in ``training``.
     """
 
     name: str
@@ -255,9 +268,36 @@ def _shares(count: int, available: dict[int, int]) -> dict[int, int]:
     return shares
 
 
+def repeat_to_match(real: list[dict], synthetic: list[dict], classes: list[str], *, seed: int = 0) -> list[dict]:
+    """Copies of real items: for every class of ``synthetic``, as many as it has synthetic items, drawn from that
+    class's real items as evenly as possible.
+
+    With ``n`` real and ``s`` synthetic items of a class, every real item is repeated ``s // n`` times (whole
+    copies), and a seeded sample without replacement of ``s % n`` of them once more; so each real image of the
+    class is used ``1 + s // n`` or ``2 + s // n`` times in all. A copy is its item with ``"repeat": k`` (its
+    k-th repeat, k >= 1), in class order. A class with synthetic but no real items is a ValueError.
+    """
+    rng = np.random.default_rng(seed)
+    wanted = np.bincount([it["label"] for it in synthetic], minlength=len(classes))
+    copies: list[dict] = []
+    for label in np.flatnonzero(wanted):
+        own = [it for it in real if it["label"] == label]
+        if not own:
+            raise ValueError(f"arm 'oversample_matched' cannot repeat real {classes[label]!r} images to match the "
+                             f"{wanted[label]} synthetic ones: the real training split has none")
+        whole, rest = divmod(int(wanted[label]), len(own))
+        copies += [dict(it, repeat=k) for k in range(1, whole + 1) for it in own]
+        copies += [dict(own[i], repeat=whole + 1) for i in sorted(rng.choice(len(own), rest, replace=False))]
+    return copies
+
+
 def arm_stages(arm: str, real_training: list[dict], synthetic: list[dict] | None, classes: list[str], *,
-               rebalance: str = "weights", phases: int = 5) -> list[Stage]:
-    """The training stages of ``arm`` (see the module docstring); ``synthetic`` is the selected set."""
+               rebalance: str = "weights", phases: int = 5, seed: int = 0) -> list[Stage]:
+    """The training stages of ``arm`` (see the module docstring); ``synthetic`` is the selected set.
+
+    ``seed`` picks the remainder of the repeated real images of ``oversample_matched``
+    (:func:`repeat_to_match`); no other arm's stages depend on it.
+    """
     if arm not in ARMS:
         raise ValueError(f"unknown arm {arm!r}; choose from {', '.join(ARMS)}")
     if arm in NEEDS_SYNTHETIC and not synthetic:
@@ -272,6 +312,9 @@ def arm_stages(arm: str, real_training: list[dict], synthetic: list[dict] | None
     elif arm == "synthetic":
         assert synthetic is not None  # NEEDS_SYNTHETIC: refused above without one
         stages = [Stage("train", real + synthetic)]
+    elif arm == "oversample_matched":
+        assert synthetic is not None
+        stages = [Stage("train", real + repeat_to_match(real, synthetic, classes, seed=seed))]
     elif arm in ("warm_start", "synthetic_only"):
         assert synthetic is not None
         covered = {it["label"] for it in synthetic}

@@ -5,12 +5,19 @@ every epoch (key metric: ROC-AUC, macro one-vs-rest for several classes, thresho
 ``patience`` epochs without improvement, and returns the network holding the weights of its best validation
 epoch. An optional freeze schedule (the ISIC study) first trains only the new head with the backbone frozen,
 then fine-tunes all layers at a lower learning rate. The test split is never seen here.
+
+An epoch is ``epoch_length`` optimiser steps (:func:`steps_per_epoch` chooses it): one pass over the training
+loader by default; more than one pass restarts the loader within the epoch (ignite's ``Engine`` does so when the
+data iterator is exhausted before ``epoch_length`` iterations), fewer carries the rest of the pass into the next
+epoch.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -39,6 +46,26 @@ logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adam", "sgd")
 VAL_METRIC = "val_auc"
+
+
+def steps_per_epoch(rule: str | int, largest: int, batch_size: int, world_size: int = 1) -> int | None:
+    """Optimiser steps per epoch (per process) of every stage under ``rule``; None is one pass over each stage's data.
+
+    ``rule``: ``"own"`` (None: each stage's own loader length), a positive integer (that many), or ``"matched"``:
+    ``ceil(ceil(largest / world_size) / batch_size)``, enough batches for one pass over ``largest`` images
+    (the largest training set of the experiment), split over ``world_size`` processes as a ``DistributedSampler``
+    splits them.
+    """
+    if rule == "own":
+        return None
+    if rule == "matched":
+        if largest < 1 or batch_size < 1 or world_size < 1:
+            raise ValueError(f"matched steps_per_epoch needs images, batch_size and world_size >= 1, got {largest}, "
+                             f"{batch_size}, {world_size}")
+        return math.ceil(math.ceil(largest / world_size) / batch_size)
+    if isinstance(rule, bool) or not isinstance(rule, int) or rule < 1:
+        raise ValueError(f"steps_per_epoch must be 'matched', 'own' or an integer >= 1, got {rule!r}")
+    return rule
 
 
 def optimizer_factory(name: str = "adam", lr: float = 1e-3, momentum: float = 0.9, nesterov: bool = True,
@@ -89,6 +116,22 @@ def training_loader(dataset, labels: Sequence[int] | np.ndarray, batch_size: int
                       drop_last=len(labels) > batch_size)
 
 
+def new_epoch_per_pass(sampler) -> Callable:
+    """:func:`train_stage`'s ``epoch_hook`` for a ``DistributedSampler``: ``set_epoch(1)``, ``set_epoch(2)``, ...,
+    one new value before every pass over the data, across the trainers of a freeze schedule too.
+
+    MONAI's trainer itself calls ``set_epoch(epoch)`` at each epoch start; with ``epoch_length`` beyond one pass,
+    that would give the passes of later epochs the orders of earlier ones. This hook runs after it, right before
+    ignite makes the next iterator, so every pass gets its own order (the same on every rank).
+    """
+    passes = itertools.count(1)
+
+    def hook(engine) -> None:
+        sampler.set_epoch(next(passes))
+
+    return hook
+
+
 class KeepBest:
     """Keeps a copy of the network's weights at its best validation metric (across freeze and fine-tune runs)."""
 
@@ -127,21 +170,31 @@ def train_stage(network: nn.Module, train_loader: DataLoader, val_loader: DataLo
                 optimizer: Callable, loss_function: nn.Module, max_epochs: int, patience: int = 10,
                 freeze_epochs: int = 0, finetune_lr_factor: float = 0.1, device: str | torch.device = "cpu",
                 amp: bool = False, summary_writer=None, log_interval: int = 10, epoch_hook: Callable | None = None,
-                inferer=None) -> tuple[nn.Module, dict]:
-    """Train ``network`` and return it holding its best-validation weights, with ``{best_metric, best_epoch, epochs}``.
+                inferer=None, epoch_length: int | None = None) -> tuple[nn.Module, dict]:
+    """Train ``network`` and return it holding its best-validation weights, with
+    ``{best_metric, best_epoch, epochs, steps_per_epoch, optimizer_steps}``.
 
     Args:
         optimizer: ``(params, lr_factor) -> Optimizer`` (:func:`optimizer_factory`).
         freeze_epochs: > 0: first train only the head for this many epochs with the backbone frozen, then all
             layers at ``lr * finetune_lr_factor`` for the remaining ``max_epochs - freeze_epochs``.
-        epoch_hook: called with the trainer at every epoch start (a distributed sampler's ``set_epoch``).
+        epoch_hook: called with the trainer before every pass over ``train_loader``: at the first epoch's start
+            and whenever ignite restarts the data iterator (at an epoch start, or within an epoch when
+            ``epoch_length`` is beyond one pass): :func:`new_epoch_per_pass` gives a distributed sampler a new
+            epoch, so every pass its own order.
         inferer: MONAI inferer of training and validation (``SimpleInferer`` when None).
+        epoch_length: optimiser steps per epoch (MONAI's ``SupervisedTrainer(epoch_length=...)``); None is one
+            pass over ``train_loader``. Early stopping still ends a stage after whole epochs.
+
+    ``steps_per_epoch`` is the epoch length used; ``optimizer_steps`` the iterations actually run (all epochs, both
+    parts of a freeze schedule).
     """
     keep, bare = KeepBest(network), unwrap_network(network)
     runs: list[tuple[int, str | None, float]] = [(max_epochs, None, 1.0)]
     if freeze_epochs > 0:
         runs = [(min(freeze_epochs, max_epochs), "head", 1.0), (max_epochs - freeze_epochs, "all", finetune_lr_factor)]
-    done = 0
+    done = steps = 0
+    length = len(train_loader) if epoch_length is None else int(epoch_length)
     for epochs, part, lr_factor in runs:
         if epochs <= 0:
             continue
@@ -150,21 +203,27 @@ def train_stage(network: nn.Module, train_loader: DataLoader, val_loader: DataLo
         params = head_parameters(bare) if part == "head" else [p for p in network.parameters() if p.requires_grad]
         trainer, evaluator = _engines(network, train_loader, val_loader, num_classes, optimizer(params, lr_factor),
                                       loss_function, epochs, patience, device, amp, summary_writer, log_interval,
-                                      inferer)
+                                      inferer, epoch_length)
         keep.attach(evaluator, trainer, epoch_offset=done)
         if epoch_hook is not None:
-            trainer.add_event_handler(Events.EPOCH_STARTED, epoch_hook)
+            # ignite makes the first iterator after the first EPOCH_STARTED, and every later one right after
+            # DATALOADER_STOP_ITERATION (an exhausted iterator, found at an epoch start or within a long epoch)
+            trainer.add_event_handler(Events.EPOCH_STARTED(once=1), epoch_hook)
+            trainer.add_event_handler(Events.DATALOADER_STOP_ITERATION, epoch_hook)
         trainer.run()
         done += trainer.state.epoch
+        steps += trainer.state.iteration
     if freeze_epochs > 0:
         set_backbone_trainable(bare, True)
     if not np.isfinite(keep.best):
         raise RuntimeError("validation ROC-AUC was never defined: the validation split needs images of every class")
-    return keep.restore(), {"best_metric": keep.best, "best_epoch": keep.epoch, "epochs": done}
+    return keep.restore(), {"best_metric": keep.best, "best_epoch": keep.epoch, "epochs": done,
+                            "steps_per_epoch": length, "optimizer_steps": steps}
 
 
 def _engines(network, train_loader, val_loader, num_classes, optimizer, loss_function, epochs, patience, device,
-             amp, summary_writer, log_interval, inferer) -> tuple[SupervisedTrainer, SupervisedEvaluator]:
+             amp, summary_writer, log_interval, inferer,
+             epoch_length=None) -> tuple[SupervisedTrainer, SupervisedEvaluator]:
     evaluator = _evaluator(network, val_loader, num_classes, device, amp, summary_writer, inferer)
     handlers = [ValidationHandler(interval=1, validator=evaluator, epoch_level=True),
                 StatsHandler(name="medsynth.classifier", tag_name="train_loss", epoch_log=False,
@@ -175,7 +234,7 @@ def _engines(network, train_loader, val_loader, num_classes, optimizer, loss_fun
                                                 output_transform=from_engine(["loss"], first=True)))
     trainer = SupervisedTrainer(device=device, max_epochs=epochs, train_data_loader=train_loader, network=network,
                                 optimizer=optimizer, loss_function=loss_function, train_handlers=handlers, amp=amp,
-                                inferer=inferer)
+                                inferer=inferer, epoch_length=epoch_length)
     if is_rank0():  # each epoch's bar with its time estimate, on a terminal only (tqdm's disable=None)
         ProgressBar(persist=False, disable=None, dynamic_ncols=True, mininterval=0.5).attach(trainer)
     EarlyStopHandler(patience=patience, score_function=stopping_fn_from_metric(VAL_METRIC), trainer=trainer,

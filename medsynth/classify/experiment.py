@@ -44,11 +44,18 @@ from medsynth.classify.arms import (
     refuse_synthetic_in_evaluation,
     select_synthetic,
 )
-from medsynth.classify.engine import class_weights, predict, train_stage, training_loader
+from medsynth.classify.engine import (
+    class_weights,
+    new_epoch_per_pass,
+    predict,
+    steps_per_epoch,
+    train_stage,
+    training_loader,
+)
 from medsynth.classify.scoring import patient_ids, score_and_write
 from medsynth.classify.spec import ExperimentSpec
 from medsynth.data.training import TrainingData
-from medsynth.engines.distributed import is_rank0
+from medsynth.engines.distributed import is_rank0, world_size
 from medsynth.errors import InputError, refuse_output_inside
 from medsynth.fileio import atomic_write, atomic_write_json, atomic_write_text, read_json
 from medsynth.progress import progress
@@ -137,8 +144,30 @@ class ClassifierExperiment:
 
     # -- the run --------------------------------------------------------------------------------------------
     def run(self) -> dict:
-        """Train and score every arm and seed; returns ``{arm: {seed: {stage: report}}}``."""
+        """Train and score every arm and seed; returns ``{arm: {seed: {stage: report}}}``.
+
+        Every arm's stages are built first (a stage that cannot be trained stops the run before any training),
+        and with them the steps per epoch of every stage (``spec.steps_per_epoch``,
+        :func:`~medsynth.classify.engine.steps_per_epoch`).
+        """
+        spec, training = self.spec, self.data.datalist["training"]
         synthetic = load_synthetic(self.synthetic_path, self.data.datalist) if self.synthetic_path else None
+        # the synthetic images each seed adds (the same pick for every arm of that seed)
+        selected = {seed: select_synthetic(training, synthetic, self.classes, count=spec.synthetic_count,
+                                           target_ratio=spec.target_ratio, seed=seed)
+                    for seed in self.seeds} if synthetic is not None else {}
+        plan = {arm: {seed: arm_stages(arm, training, selected.get(seed) if arm in NEEDS_SYNTHETIC else None,
+                                       self.classes, rebalance=spec.rebalance, phases=spec.phases, seed=seed)
+                      for seed in self.seeds} for arm in self.arms}
+        # matched: the largest training set of any stage run here, and the synthetic arm's (real + selected
+        # synthetic images) whether it runs here or not, so that arms run in separate commands match too
+        sizes = [len(stage.training) for per_seed in plan.values() for stages in per_seed.values() for stage in stages]
+        sizes += [len(training) + len(chosen) for chosen in selected.values()]
+        epoch_length = steps_per_epoch(spec.steps_per_epoch, max(sizes), spec.batch_size,
+                                       world_size() if spec.distributed else 1)
+        logger.info("steps per epoch: %s (%s; largest training set %d images, batch_size %d)",
+                    "one pass over each stage's training set" if epoch_length is None else epoch_length,
+                    spec.steps_per_epoch, max(sizes), spec.batch_size)
         val_loader, test_loader = self._eval_loader("validation"), self._eval_loader("test")
         results: dict = {}
         last = None
@@ -150,14 +179,8 @@ class ClassifierExperiment:
             for seed in self.seeds:
                 runs.set_postfix_str(f"{arm}, seed {seed}", refresh=False)
                 set_determinism(seed=seed)
-                chosen = None
-                if synthetic is not None and arm in NEEDS_SYNTHETIC:
-                    chosen = select_synthetic(self.data.datalist["training"], synthetic, self.classes,
-                                              count=self.spec.synthetic_count, target_ratio=self.spec.target_ratio,
-                                              seed=seed)
-                stages = arm_stages(arm, self.data.datalist["training"], chosen, self.classes,
-                                    rebalance=self.spec.rebalance, phases=self.spec.phases)
-                results[arm][seed], network = self._run_stages(arm, seed, stages, val_loader, test_loader)
+                results[arm][seed], network = self._run_stages(arm, seed, plan[arm][seed], val_loader, test_loader,
+                                                               epoch_length)
                 if seed == self.seeds[0]:
                     last = (arm, seed, network, results[arm][seed])
                 runs.update()
@@ -170,7 +193,8 @@ class ClassifierExperiment:
                 self._export(*last)
         return results
 
-    def _run_stages(self, arm: str, seed: int, stages: list[Stage], val_loader, test_loader) -> tuple[dict, nn.Module]:
+    def _run_stages(self, arm: str, seed: int, stages: list[Stage], val_loader, test_loader,
+                    epoch_length: int | None = None) -> tuple[dict, nn.Module]:
         trained: dict[str, dict[str, torch.Tensor]]
         network: nn.Module | None
         reports, trained, network = {}, {}, None
@@ -179,7 +203,8 @@ class ClassifierExperiment:
             network = self.network_def()
             if stage.init_from is not None:
                 network.load_state_dict(trained[stage.init_from])
-            network, info = self._train(network, stage, seed, val_loader, f"{arm}/seed_{seed}/{stage.name}")
+            network, info = self._train(network, stage, seed, val_loader, f"{arm}/seed_{seed}/{stage.name}",
+                                        epoch_length)
             trained[stage.name] = {k: v.detach().clone() for k, v in network.state_dict().items()}
             if stage.scored:
                 reports[stage.name] = self._score(network, arm, seed, stage, info, val_loader, test_loader)
@@ -191,7 +216,9 @@ class ClassifierExperiment:
         assert network is not None  # arm_stages gives at least one stage
         return reports, network
 
-    def _train(self, network: nn.Module, stage: Stage, seed: int, val_loader, tag: str) -> tuple[nn.Module, dict]:
+    def _train(self, network: nn.Module, stage: Stage, seed: int, val_loader, tag: str,
+               epoch_length: int | None = None) -> tuple[nn.Module, dict]:
+        """Train one stage; ``info`` also holds ``training_images``, ``steps_per_epoch`` and ``optimizer_steps``."""
         spec = self.spec
         network = network.to(self.device)
         model = network
@@ -207,9 +234,9 @@ class ClassifierExperiment:
         weight = class_weights(labels, len(self.classes)) if stage.rebalance == "weights" else None
         loss = nn.CrossEntropyLoss(weight=None if weight is None else weight.to(self.device))
         epochs = spec.stage_pretrain_epochs if stage.name == "pretrain" else spec.max_epochs
-        # distributed: training_loader's sampler is a DistributedSampler
-        hook = ((lambda engine: cast(DistributedSampler, loader.sampler).set_epoch(engine.state.epoch))
-                if spec.distributed else None)
+        # distributed: training_loader's sampler is a DistributedSampler, given a new epoch before every pass over
+        # the data, also when one epoch holds several passes
+        hook = new_epoch_per_pass(cast(DistributedSampler, loader.sampler)) if spec.distributed else None
         writer = self._writer(tag)
         try:
             _, info = train_stage(model, loader, val_loader, num_classes=len(self.classes),
@@ -217,12 +244,14 @@ class ClassifierExperiment:
                                   patience=spec.patience, freeze_epochs=spec.freeze_epochs,
                                   finetune_lr_factor=spec.finetune_lr_factor, device=self.device, amp=spec.amp,
                                   summary_writer=writer, log_interval=spec.log_interval, epoch_hook=hook,
-                                  inferer=self.inferer)
+                                  inferer=self.inferer, epoch_length=epoch_length)
         finally:
             if writer is not None:
                 writer.close()
-        logger.info("%s: best validation ROC-AUC %.4f at epoch %d of %d", tag, info["best_metric"],
-                    info["best_epoch"], info["epochs"])
+        info["training_images"] = len(stage.training)
+        logger.info("%s: best validation ROC-AUC %.4f at epoch %d of %d (%d images, %d steps per epoch, %d run)", tag,
+                    info["best_metric"], info["best_epoch"], info["epochs"], info["training_images"],
+                    info["steps_per_epoch"], info["optimizer_steps"])
         return network, info
 
     def _writer(self, tag: str):
@@ -252,7 +281,10 @@ class ClassifierExperiment:
         extra = {"arm": arm, "seed": seed, "stage": stage.name, "training_counts": stage.counts,
                  "threshold_rule": spec.threshold_rule if threshold is not None else "argmax",
                  "threshold_chosen_on": "validation", "best_validation_auc": info["best_metric"],
-                 "best_epoch": info["best_epoch"], "epochs_run": info["epochs"], "datalist": str(self.data.path),
+                 "best_epoch": info["best_epoch"], "epochs_run": info["epochs"],
+                 "training_images": info["training_images"], "steps_per_epoch": info["steps_per_epoch"],
+                 "steps_per_epoch_rule": spec.steps_per_epoch, "optimizer_steps": info["optimizer_steps"],
+                 "datalist": str(self.data.path),
                  "synthetic_datalist": None if self.synthetic_path is None else str(self.synthetic_path),
                  "synthetic_provenance": self.synthetic_provenance if arm in NEEDS_SYNTHETIC else None}
         _, report = score_and_write(folder, self.data.datalist["test"], test_y, test_probs, self.classes,

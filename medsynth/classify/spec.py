@@ -15,6 +15,24 @@ from medsynth.stats.comparison import ENDPOINTS
 _INTS = {"seeds": 1, "seed": 0, "phases": 1, "image_size": 1, "batch_size": 1, "max_epochs": 1, "patience": 1,
          "freeze_epochs": 0, "n_resamples": 1, "num_workers": 0, "log_interval": 1}
 _OPTIONAL_INTS = {"synthetic_count": 0, "pretrain_epochs": 1}
+STEP_RULES = ("matched", "own")  # steps_per_epoch's words; else an integer
+
+
+def _steps(value: Any) -> str | int:
+    """``steps_per_epoch``: ``"matched"``, ``"own"`` or an integer >= 1 (a command line may give ``"40"``)."""
+    problem = ValueError(f"steps_per_epoch must be 'matched', 'own' or an integer >= 1, got {value!r}")
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in STEP_RULES:
+            return word
+        if not word.isdigit():
+            raise problem
+        value = int(word)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise problem
+    return value
 
 
 def _flag(name: str, value: Any) -> bool:
@@ -41,9 +59,9 @@ class ExperimentSpec:
             augmentation and the pick of synthetic images. Default 1.
         seed: the first seed (>= 0). Default 0.
         synthetic_datalist: the ``datalist.json`` of a synthetic set (a GAN bundle's inference writes one);
-            needed by the arms ``synthetic``, ``warm_start``, ``synthetic_only`` and ``phases``. Its generator
-            must have been trained on this experiment's datalist (the set's ``provenance.source_datalist``), and
-            never on a patient of the validation or test split. Default None.
+            needed by the arms ``oversample_matched``, ``synthetic``, ``warm_start``, ``synthetic_only`` and
+            ``phases``. Its generator must have been trained on this experiment's datalist (the set's
+            ``provenance.source_datalist``), and never on a patient of the validation or test split. Default None.
         allow_foreign_synthetic: accept a synthetic set whose ``source_datalist`` is another datalist than this
             experiment's, or is missing or unreadable (e.g. a public GAN's images); the reports say so
             (``synthetic_provenance``). A generator trained on a validation or test patient is refused even
@@ -57,6 +75,15 @@ class ExperimentSpec:
         image_size: the network's input side in pixels. Default 64.
         batch_size: training batch size (per process when distributed). Default 32.
         max_epochs: the most epochs of a stage. Default 30.
+        steps_per_epoch: optimiser steps in one epoch (per process when distributed), the same for every arm so
+            that no arm gets more compute for having more images. ``"matched"``: ``ceil(N_max / batch_size)``,
+            N_max the largest training set of any stage of the arms run (a phase, a warm start's pre-training)
+            and, when ``synthetic_datalist`` is given, of the ``synthetic`` arm (real + selected synthetic
+            images) even when that arm is not run, so arms run in separate commands into one ``output_dir``
+            match too; distributed, N_max is first split over the processes as a ``DistributedSampler`` splits
+            it. ``"own"``: one pass over each stage's own training set (the loader's batches). An integer: that
+            many. Early stopping still applies; each stage's ``metrics.json`` records ``steps_per_epoch``,
+            ``optimizer_steps`` (run) and ``training_images``. Default ``"matched"``.
         patience: early stopping after this many epochs without a better validation ROC-AUC. Default 10.
         pretrain_epochs: a warm start's pre-training epochs; None uses ``max_epochs``. Default None.
         freeze_epochs: > 0 trains the new head alone this many epochs (backbone frozen), then all layers.
@@ -80,8 +107,9 @@ class ExperimentSpec:
         intensity_range: the input intensity range of the transforms, ``"unit"`` ([0, 1]) or ``"symmetric"``
             ([-1, 1]). Default ``"unit"``.
 
-    Integers are converted with ``int`` and checked in ``__post_init__``, as are the arm, rebalance and
-    threshold-rule names, and an arm that needs a synthetic set without one: a ValueError naming the field.
+    Integers are converted with ``int`` and checked in ``__post_init__``, as are the arm, rebalance,
+    steps-per-epoch and threshold-rule names, and an arm that needs a synthetic set without one: a ValueError
+    naming the field.
     """
 
     output_dir: str | os.PathLike
@@ -97,6 +125,7 @@ class ExperimentSpec:
     image_size: int = 64
     batch_size: int = 32
     max_epochs: int = 30
+    steps_per_epoch: str | int = "matched"
     patience: int = 10
     pretrain_epochs: int | None = None
     freeze_epochs: int = 0
@@ -137,6 +166,7 @@ class ExperimentSpec:
         if not factor > 0:
             raise ValueError(f"finetune_lr_factor must be a number > 0, got {self.finetune_lr_factor!r}")
         put("finetune_lr_factor", factor)
+        put("steps_per_epoch", _steps(self.steps_per_epoch))
         put("amp", bool(self.amp))
         put("distributed", bool(self.distributed))
         put("allow_foreign_synthetic", _flag("allow_foreign_synthetic", self.allow_foreign_synthetic))

@@ -30,6 +30,11 @@ def rank() -> int:
     return dist.get_rank() if is_initialized() else int(os.environ.get("RANK", "0"))
 
 
+def world_size() -> int:
+    """How many processes train: the group's size when it is up, else ``$WORLD_SIZE`` (set by torchrun), else 1."""
+    return dist.get_world_size() if is_initialized() else int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def is_rank0() -> bool:
     """True in a single process and on rank 0 of a group: where logging, files and evaluation happen."""
     return rank() == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import subprocess
 import sys
@@ -56,12 +58,14 @@ def test_classifier_trains_with_two_processes(tmp_path):
     result = _torchrun("classifier", tmp_path, {**TINY_CLS, "datalist": skin, "output_dir": out,
                                                 "arm": "real,rebalance", "rebalance": "oversample",
                                                 "freeze_epochs": 1})  # head alone, then all layers
-    # each rank reads half the training split per epoch
+    # each rank reads half the training split per epoch: compute-matched steps count a rank's share of it
     n_train = len(load_datalist(skin)["training"])
-    per_rank = -(-n_train // 2) // TINY_CLS["batch_size"]
+    per_rank = math.ceil(math.ceil(n_train / 2) / TINY_CLS["batch_size"])
     assert f"Iter: {per_rank}/{per_rank}" in result.stdout + result.stderr
     for arm in ("real", "rebalance"):
         state = torch.load(out / arm / "seed_0" / "train" / "model.pt", weights_only=True)
         assert not any(k.startswith("module.") for k in state), "DDP wrappers are not saved"
+        report = json.loads((out / arm / "seed_0" / "train" / "metrics.json").read_text())
+        assert report["steps_per_epoch"] == per_rank and report["optimizer_steps"] == per_rank * report["epochs_run"]
     assert (out / "comparison.json").is_file() and (tmp_path / "model.pt").is_file()
     assert len(list((out / "tensorboard" / "real" / "seed_0").iterdir())) == 1, "only rank 0 writes TensorBoard"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from medsynth.errors import InputError
 from tests.bundles.conftest import REPO, TINY_CLS, bundle_workflow, root_cause, run_workflow
 
 ARMS_WITHOUT = ("real", "classic_aug", "rebalance")
-ARMS_WITH = ("synthetic", "warm_start", "synthetic_only", "phases")
+ARMS_WITH = ("oversample_matched", "synthetic", "warm_start", "synthetic_only", "phases")
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +76,15 @@ def test_every_arm_trains_and_scores_the_real_test_split(arm, skin, synthetic_se
     counts = {s: json.loads((out / s / "metrics.json").read_text())["training_counts"] for s in stages}
     real = {"benign": 74, "malignant": 9}
     expected = {"synthetic": {"train": {"benign": 74, "malignant": 33}},
+                "oversample_matched": {"train": {"benign": 74, "malignant": 33}},  # 9 real malignant, 24 repeats
                 "synthetic_only": {"train": {"benign": 74, "malignant": 24}},
                 "warm_start": {"finetune": real},
                 "phases": {"phase_1": {"benign": 74, "malignant": 21}, "phase_2": {"benign": 74, "malignant": 33}}}
     assert counts == expected.get(arm, {"train": real})
+    # compute-matched: with the synthetic set given, every stage makes the synthetic arm's steps per epoch (74 + 33
+    # images); without, the real arm's (74 + 9)
+    steps = {json.loads((out / s / "metrics.json").read_text())["steps_per_epoch"] for s in stages}
+    assert steps == {math.ceil((107 if arm in ARMS_WITH else 83) / TINY_CLS["batch_size"])}
     assert (tmp_path / "model.pt").is_file() and (tmp_path / "model.pt.json").is_file()
     assert not (Path(skin).parent / "runs").exists()
 

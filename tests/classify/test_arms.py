@@ -80,7 +80,8 @@ def test_arms_refuse_what_cannot_be_trained():
         arm_stages("real", _items(5, 0), None, CLASSES)
     with pytest.raises(ValueError, match="unknown rebalance"):
         arm_stages("rebalance", _items(5, 5), None, CLASSES, rebalance="smote")
-    assert set(ARMS) == {"real", "classic_aug", "rebalance", "synthetic", "warm_start", "synthetic_only", "phases"}
+    assert set(ARMS) == {"real", "classic_aug", "rebalance", "oversample_matched", "synthetic", "warm_start",
+                         "synthetic_only", "phases"}
 
 
 def test_select_synthetic_all_count_and_target_ratio():

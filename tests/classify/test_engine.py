@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ from torch.utils.data import DataLoader
 from medsynth.classify.engine import (
     KeepBest,
     class_weights,
+    new_epoch_per_pass,
     optimizer_factory,
     predict,
     train_stage,
@@ -131,3 +134,72 @@ def test_epoch_progress_bar_on_a_terminal_rank0_only(monkeypatch, rank):
                 optimizer=optimizer_factory("adam", lr=1e-2), loss_function=torch.nn.CrossEntropyLoss(), max_epochs=2,
                 patience=5)
     assert ("Epoch [2/2]" in tty.getvalue() and "<" in tty.getvalue()) == (rank == "0"), tty.getvalue()[-300:]
+
+
+def _counting_engines(monkeypatch) -> list[int]:
+    """Wrap engine._engines so that an ignite handler counts each trainer's iterations per epoch."""
+    from ignite.engine import Events
+
+    import medsynth.classify.engine as engine
+
+    per_epoch: list[int] = []
+    original = engine._engines
+
+    def counting(*args, **kwargs):
+        trainer, evaluator = original(*args, **kwargs)
+        trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: per_epoch.append(0))
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: per_epoch.__setitem__(-1, per_epoch[-1] + 1))
+        return trainer, evaluator
+
+    monkeypatch.setattr(engine, "_engines", counting)
+    return per_epoch
+
+
+@pytest.mark.parametrize("oversample", [False, True])
+@pytest.mark.parametrize("epoch_length", [None, 3, 12])
+def test_epoch_length_is_the_iterations_of_every_epoch(monkeypatch, oversample, epoch_length):
+    """12 steps over a 5-batch loader restart it within the epoch (ignite's Engine does); 3 carry the pass on."""
+    per_epoch = _counting_engines(monkeypatch)
+    items = _items(40, 10)
+    loader = training_loader(items, [it["label"] for it in items], 8, oversample=oversample, seed=0)
+    assert len(loader) == 5
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Data iterator can not provide data anymore")
+        _, info = train_stage(classifier("fracture_cnn", in_channels=1, image_size=32),
+                              loader, DataLoader(_items(8, 4, seed=1), batch_size=8), num_classes=2,
+                              optimizer=optimizer_factory("adam", lr=1e-3), loss_function=torch.nn.CrossEntropyLoss(),
+                              max_epochs=2, patience=5, freeze_epochs=1, epoch_length=epoch_length)
+    steps = epoch_length or 5
+    assert per_epoch == [steps, steps]  # one epoch head alone, one all layers: each its own trainer
+    assert info["steps_per_epoch"] == steps and info["optimizer_steps"] == 2 * steps and info["epochs"] == 2
+
+
+def test_a_distributed_sampler_gets_a_new_epoch_for_every_pass(monkeypatch):
+    """The runner's hook gives every pass its own sampler epoch, also the passes within one long epoch (MONAI's
+    trainer alone sets the epoch number at each epoch start, which would repeat the orders of earlier passes)."""
+    from torch.utils.data.distributed import DistributedSampler
+
+    per_epoch = _counting_engines(monkeypatch)
+    passes: list[tuple[int, list[int]]] = []
+
+    class Recording(DistributedSampler):
+        def __iter__(self):
+            order = list(super().__iter__())
+            passes.append((self.epoch, order))
+            return iter(order)
+
+    items = _items(40, 20)
+    sampler = Recording(items, num_replicas=1, rank=0, shuffle=True, seed=0)
+    loader = DataLoader(items, batch_size=8, sampler=sampler, drop_last=True)
+    torch.manual_seed(0)
+    _, info = train_stage(classifier("fracture_cnn", in_channels=1, image_size=32), loader,
+                          DataLoader(_items(8, 4, seed=1), batch_size=8), num_classes=2,
+                          optimizer=optimizer_factory("adam", lr=1e-3), loss_function=torch.nn.CrossEntropyLoss(),
+                          max_epochs=3, patience=5, epoch_length=12, freeze_epochs=1,
+                          epoch_hook=new_epoch_per_pass(sampler))
+    assert per_epoch == [12, 12, 12] and info["optimizer_steps"] == 36
+    # a 5-batch loader: the head-only trainer reads 3 passes (the last one begun), the next 24 steps 5 more; each
+    # pass with its own sampler epoch and order
+    assert [epoch for epoch, _ in passes] == list(range(1, 9))
+    assert len({tuple(order) for _, order in passes}) == 8

@@ -18,6 +18,13 @@ def test_defaults_and_conversions(tmp_path):
     assert spec.as_dict()["output_dir"] == str(tmp_path)
 
 
+@pytest.mark.parametrize("value, parsed", [("matched", "matched"), (" Own ", "own"), ("40", 40), (12, 12),
+                                           (12.0, 12)])
+def test_steps_per_epoch_is_matched_by_default_own_or_a_positive_integer(tmp_path, value, parsed):
+    assert ExperimentSpec(output_dir=tmp_path).steps_per_epoch == "matched"
+    assert ExperimentSpec(output_dir=tmp_path, steps_per_epoch=value).steps_per_epoch == parsed
+
+
 def test_frozen(tmp_path):
     spec = ExperimentSpec(output_dir=tmp_path)
     with pytest.raises(AttributeError):
@@ -36,6 +43,12 @@ def test_frozen(tmp_path):
     ("synthetic_count", -5, "synthetic_count must be >= 0"),
     ("finetune_lr_factor", 0, "finetune_lr_factor must be a number > 0"),
     ("arm", "real,gan", "unknown arm"),
+    ("steps_per_epoch", "longest", "steps_per_epoch must be 'matched', 'own' or an integer >= 1, got 'longest'"),
+    ("steps_per_epoch", 0, "steps_per_epoch must be .* got 0"),
+    ("steps_per_epoch", "-3", "steps_per_epoch must be .* got '-3'"),
+    ("steps_per_epoch", 2.5, "steps_per_epoch must be .* got 2.5"),
+    ("steps_per_epoch", True, "steps_per_epoch must be .* got True"),
+    ("steps_per_epoch", None, "steps_per_epoch must be .* got None"),
 ])
 def test_bad_values_raise_a_value_error_naming_the_field(tmp_path, field, value, message):
     with pytest.raises(ValueError, match=message):
