@@ -73,11 +73,11 @@ def test_every_arm_trains_and_scores_the_real_test_split(arm, skin, synthetic_se
         assert all((folder / f).stat().st_size > 0 for f in ("roc.png", "pr.png", "confusion.png", "model.pt"))
     # what each stage trained on
     counts = {s: json.loads((out / s / "metrics.json").read_text())["training_counts"] for s in stages}
-    real = {"benign": 74, "malignant": 9}
-    expected = {"synthetic": {"train": {"benign": 74, "malignant": 33}},
+    real = {"benign": 74, "malignant": 10}  # the demo's training split; + 24 synthetic, in 2 phases of 12
+    expected = {"synthetic": {"train": {"benign": 74, "malignant": 34}},
                 "synthetic_only": {"train": {"benign": 74, "malignant": 24}},
                 "warm_start": {"finetune": real},
-                "phases": {"phase_1": {"benign": 74, "malignant": 21}, "phase_2": {"benign": 74, "malignant": 33}}}
+                "phases": {"phase_1": {"benign": 74, "malignant": 22}, "phase_2": {"benign": 74, "malignant": 34}}}
     assert counts == expected.get(arm, {"train": real})
     assert (tmp_path / "model.pt").is_file() and (tmp_path / "model.pt.json").is_file()
     assert not (Path(skin).parent / "runs").exists()
