@@ -90,14 +90,12 @@ def _datalist_volumes(args: argparse.Namespace) -> Path:
 
 def _report_datalist(run: Callable[[argparse.Namespace], Path]) -> Callable[[argparse.Namespace], Path]:
     def wrapped(args: argparse.Namespace) -> Path:
-        from medsynth.data.datalist import class_counts, load_datalist
-        from medsynth.data.splits import SPLITS
+        from medsynth.data.datalist import load_datalist
+        from medsynth.data.splits import split_summary, summary_lines
 
         path = run(args)
-        datalist = load_datalist(path)
-        for split in SPLITS:
-            counts = ", ".join(f"{k} {v}" for k, v in class_counts(datalist, split).items())
-            print(f"{split:>10}: {counts}")
+        for line in summary_lines(split_summary(load_datalist(path))):
+            print(line)
         skipped = Path(path).parent / "skipped.csv"
         if skipped.exists():
             print(f"skipped files are listed in {skipped}")

@@ -68,3 +68,26 @@ def test_baselines_verb_writes_the_report_and_refuses_output_in_the_data(tmp_pat
     code = main(["baselines", str(skin), "--out", str(inside), "--names", "svm"])
     assert code == 2 and "inside the input folder" in capsys.readouterr().err
     assert not inside.exists()
+
+
+def test_datalist_verb_prints_images_patients_and_classes_per_split(tmp_path, capsys):
+    import json
+    import re
+
+    from medsynth.data.splits import SPLITS
+    from medsynth.demo.writer import write_demo_dataset
+
+    demo = write_demo_dataset("skin", tmp_path / "demo", n=30, seed=2)
+    out = tmp_path / "dl"
+    code = main(["datalist", "csv", str(demo.root / "metadata.csv"), "--image-root", str(demo.root / "images"),
+                 "--image-col", "image_name", "--label-col", "target", "--patient-col", "patient_id",
+                 "--classes", "benign,malignant", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out.splitlines()
+    summary = json.loads((out / "datalist.json").read_text())["split"]["summary"]
+    for split in SPLITS:
+        s = summary[split]
+        line = next(line for line in printed if line.strip().startswith(f"{split}:"))
+        assert re.fullmatch(rf" *{split}: {s['images']} images, {s['patients']} patients "
+                            rf"\(\d\.\d\d images/patient\), benign {s['classes']['benign']} / "
+                            rf"malignant {s['classes']['malignant']}", line)

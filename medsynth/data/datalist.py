@@ -19,7 +19,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import medsynth
-from medsynth.data.splits import DEFAULT_FRACTIONS, SPLITS, assign_splits, find_patient_leaks, parse_fractions
+from medsynth.data.splits import (
+    DEFAULT_FRACTIONS,
+    SPLIT_VERSION,
+    SPLITS,
+    assign_splits,
+    find_patient_leaks,
+    parse_fractions,
+    split_summary,
+)
 from medsynth.errors import InputError
 from medsynth.fileio import atomic_write_json
 
@@ -40,7 +48,9 @@ def build_datalist(
     """Split ``items`` (dicts with ``image``, ``label`` index and ``patient_id``) into a datalist.
 
     Items get ``"source": "real"`` unless they say otherwise; ``extra`` adds top-level keys (for CT,
-    the HU ``window`` the ROIs are to be displayed and normalised with).
+    the HU ``window`` the ROIs are to be displayed and normalised with). The ``"split"`` block records how
+    the split was made (fractions, seed, grouping, the algorithm's ``version``) and its ``summary``
+    (:func:`~medsynth.data.splits.split_summary`).
     """
     if modality not in MODALITIES:
         raise ValueError(f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}")
@@ -53,11 +63,12 @@ def build_datalist(
         "modality": modality,
         "classes": list(classes),
         "medsynth_version": medsynth.__version__,
-        "split": {"fractions": list(fractions), "seed": seed, "grouped_by": "patient_id"},
+        "split": {"fractions": list(fractions), "seed": seed, "grouped_by": "patient_id", "version": SPLIT_VERSION},
         **(extra or {}),
     }
     for name in SPLITS:
         datalist[name] = [{"source": "real", **it} for it, s in zip(items, splits, strict=True) if s == name]
+    datalist["split"]["summary"] = split_summary(datalist)
     return datalist
 
 

@@ -2,18 +2,24 @@
 
 :func:`demo_datalist` writes a demo set from the phantoms once, builds its datalist, and returns the
 datalist path; later calls (and other processes, e.g. the ranks of a ``torchrun`` job) reuse it.
-The cache lives in ``$MEDSYNTH_CACHE`` (default ``~/.cache/medsynth``), never in the repository.
+The cache lives in ``$MEDSYNTH_CACHE`` (default ``~/.cache/medsynth``), never in the repository, in a
+folder named by the medsynth version, the demo's arguments and the split algorithm's
+:data:`~medsynth.data.splits.SPLIT_VERSION` (:func:`demo_cache_dir`): a demo split by another algorithm
+is never reused. A datalist at an explicit ``root`` split by another algorithm is rebuilt (the files are
+kept: they depend on the seed only).
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import medsynth
+from medsynth.data import splits
 
 logger = logging.getLogger(__name__)
 
@@ -37,16 +43,43 @@ def demo_datalist(task: str = "skin", *, n: int | None = None, seed: int = 0, di
 
     if task not in DEMO_DEFAULTS:
         raise ValueError(f"unknown demo task {task!r}; choose one of {', '.join(DEMO_DEFAULTS)}")
-    key = f"{task}-n{n or 'default'}-seed{seed}-d{'default' if difficulty is None else difficulty}"
-    base = Path(root) if root is not None else cache_root() / "demo" / f"v{medsynth.__version__}" / key
+    base = Path(root) if root is not None else demo_cache_dir(task, n=n, seed=seed, difficulty=difficulty)
     datalist = base / "datalist" / "datalist.json"
     base.mkdir(parents=True, exist_ok=True)
     with open(base / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not datalist.exists():
+        version = _split_version(datalist) if datalist.exists() else splits.SPLIT_VERSION
+        if version != splits.SPLIT_VERSION:
+            logger.info("rebuilding the datalist of %s: it was split by split algorithm version %s, not %s",
+                        base, version, splits.SPLIT_VERSION)
+        if version != splits.SPLIT_VERSION or not datalist.exists():
             logger.info("writing the %s demo data set to %s (once)", task, base)
             _build(task, base, n=n, seed=seed, difficulty=difficulty)
+            for line in splits.summary_lines(_read(datalist)["split"]["summary"]):
+                logger.info("%s demo %s", task, line.strip())
     return datalist
+
+
+def demo_cache_dir(task: str, *, n: int | None = None, seed: int = 0, difficulty: float | None = None) -> Path:
+    """The cache folder of a demo set: ``$MEDSYNTH_CACHE/demo/v<medsynth version>/<key>``, where the key
+    names the task, ``n``, seed, difficulty and split algorithm version."""
+    key = (f"{task}-n{n or 'default'}-seed{seed}-d{'default' if difficulty is None else difficulty}"
+           f"-split{splits.SPLIT_VERSION}")
+    return cache_root() / "demo" / f"v{medsynth.__version__}" / key
+
+
+def _read(path: Path) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
+def _split_version(path: Path) -> object:
+    """The split algorithm version a datalist records (None before versions were recorded)."""
+    try:
+        split = _read(path).get("split")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return split.get("version") if isinstance(split, dict) else None
 
 
 def _build(task: str, base: Path, *, n: int | None, seed: int, difficulty: float | None) -> None:

@@ -27,7 +27,7 @@ from monai.transforms import Compose, Transposed
 
 from medsynth.data.datalist import class_counts, load_datalist
 from medsynth.data.datasets import make_dataset
-from medsynth.data.splits import SPLITS
+from medsynth.data.splits import SPLITS, split_summary, summary_lines
 from medsynth.data.transforms import classic_augmentation, load_preset
 from medsynth.errors import InputError
 
@@ -93,7 +93,10 @@ def resolve_datalist(datalist: str | os.PathLike | None = None, dataset_dir: str
         from medsynth.data.builders import datalist_from_folders
 
         logger.info("building a datalist from the class folders of %s", root)
-        return datalist_from_folders(root, Path(output_dir) / "datalist", modality=modality)
+        path = datalist_from_folders(root, Path(output_dir) / "datalist", modality=modality)
+        for line in summary_lines(split_summary(load_datalist(path, check_files=False))):
+            logger.info("%s", line.strip())
+        return path
     from medsynth.data.embedded import demo_datalist
 
     return demo_datalist(demo_task)

@@ -74,17 +74,17 @@ def test_every_arm_trains_and_scores_the_real_test_split(arm, skin, synthetic_se
         assert all((folder / f).stat().st_size > 0 for f in ("roc.png", "pr.png", "confusion.png", "model.pt"))
     # what each stage trained on
     counts = {s: json.loads((out / s / "metrics.json").read_text())["training_counts"] for s in stages}
-    real = {"benign": 74, "malignant": 9}
-    expected = {"synthetic": {"train": {"benign": 74, "malignant": 33}},
-                "oversample_matched": {"train": {"benign": 74, "malignant": 33}},  # 9 real malignant, 24 repeats
+    real = {"benign": 74, "malignant": 10}  # the demo's training split; + 24 synthetic, in 2 phases of 12
+    expected = {"synthetic": {"train": {"benign": 74, "malignant": 34}},
+                "oversample_matched": {"train": {"benign": 74, "malignant": 34}},  # 10 real malignant, 24 repeats
                 "synthetic_only": {"train": {"benign": 74, "malignant": 24}},
                 "warm_start": {"finetune": real},
-                "phases": {"phase_1": {"benign": 74, "malignant": 21}, "phase_2": {"benign": 74, "malignant": 33}}}
+                "phases": {"phase_1": {"benign": 74, "malignant": 22}, "phase_2": {"benign": 74, "malignant": 34}}}
     assert counts == expected.get(arm, {"train": real})
-    # compute-matched: with the synthetic set given, every stage makes the synthetic arm's steps per epoch (74 + 33
-    # images); without, the real arm's (74 + 9)
+    # compute-matched: with the synthetic set given, every stage makes the synthetic arm's steps per epoch (74 + 34
+    # images); without, the real arm's (74 + 10)
     steps = {json.loads((out / s / "metrics.json").read_text())["steps_per_epoch"] for s in stages}
-    assert steps == {math.ceil((107 if arm in ARMS_WITH else 83) / TINY_CLS["batch_size"])}
+    assert steps == {math.ceil((108 if arm in ARMS_WITH else 84) / TINY_CLS["batch_size"])}
     assert (tmp_path / "model.pt").is_file() and (tmp_path / "model.pt.json").is_file()
     assert not (Path(skin).parent / "runs").exists()
 

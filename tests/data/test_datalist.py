@@ -9,6 +9,7 @@ import pytest
 from monai.data import load_decathlon_datalist
 
 from medsynth.data.datalist import build_datalist, class_counts, load_datalist, write_datalist
+from medsynth.data.splits import SPLIT_VERSION
 from medsynth.errors import InputError
 
 
@@ -52,6 +53,21 @@ def test_load_resolves_every_path_back(round_trip):
     expected = {(str(Path(it["image"]).resolve()), it["label"], it["patient_id"], "real") for it in items}
     assert found == expected
     assert sum(class_counts(loaded, s)["a"] for s in ("training", "validation", "test")) == 3
+
+
+def test_build_records_the_split_algorithm_and_its_summary():
+    # 8 images of 4 patients: p0 (3 images of a), p1 (1 of a), p2 (2 of b), p3 (1 of a, 1 of b)
+    labels = {"p0": [0, 0, 0], "p1": [0], "p2": [1, 1], "p3": [0, 1]}
+    items = [{"image": f"{pid}_{k}.png", "label": label, "patient_id": pid}
+             for pid, patient in labels.items() for k, label in enumerate(patient)]
+    datalist = build_datalist(items, ["a", "b"], task="t", modality="other", fractions=(1.0, 0.0, 0.0), seed=4)
+    split = datalist["split"]
+    assert {k: split[k] for k in ("fractions", "seed", "grouped_by", "version")} == {
+        "fractions": [1.0, 0.0, 0.0], "seed": 4, "grouped_by": "patient_id", "version": SPLIT_VERSION}
+    assert split["summary"]["training"] == {"images": 8, "patients": 4, "images_per_patient": 2.0,
+                                            "multi_image_patients": 3, "images_of_multi_image_patients": 7,
+                                            "classes": {"a": 5, "b": 3}}
+    assert split["summary"]["test"]["images"] == split["summary"]["validation"]["patients"] == 0
 
 
 def test_monai_reads_it(round_trip):
