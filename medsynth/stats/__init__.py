@@ -1,7 +1,13 @@
 """Classification statistics: intervals and tests, classification reports, their tables and plots.
 
 - :mod:`medsynth.stats.intervals`: Wilson score and stratified bootstrap intervals, DeLong's AUROC variance,
-  interval and paired test, exact McNemar, paired bootstrap differences, mean and sd.
+  logit-scale interval and paired test, exact McNemar, paired bootstrap differences, mean and sd.
+- :mod:`medsynth.stats.clustered`: the patient as the unit: cluster bootstrap indices, jackknife and BCa
+  intervals of single metrics and paired differences, the paired sign-flip (arm-swap) randomisation test
+  and the linear per-image contributions it needs, Obuchowski's clustered AUROC variance and paired test,
+  logit-scale AUROC intervals, clustered McNemar (Durkalski), Holm's adjustment.
+- :mod:`medsynth.stats.calibration`: Brier score, calibration slope and intercept, reliability bins,
+  sensitivity at a fixed specificity, the minimum detectable paired difference (Connor).
 - :mod:`medsynth.stats.classification`: the decision threshold chosen on validation, the classification
   report with 95 % intervals, paired comparisons of two classifiers, aggregates over seeds.
 - :mod:`medsynth.stats.tables`: predictions CSV (write and read back), metrics JSON, Markdown tables,
@@ -23,6 +29,14 @@ _EXPORTS = {
     "METRIC_METHODS": "classification", "THRESHOLD_RULES": "classification", "choose_threshold": "classification",
     "predict_labels": "classification", "classification_report": "classification",
     "compare_predictions": "classification", "aggregate_seeds": "classification",
+    "LINEAR_METRICS": "clustered", "cluster_bootstrap_indices": "clustered",
+    "cluster_jackknife_indices": "clustered", "bca_interval": "clustered",
+    "cluster_bootstrap_interval": "clustered", "cluster_bootstrap_difference": "clustered",
+    "linear_contributions": "clustered", "sign_flip_test": "clustered", "obuchowski_auc_variance": "clustered",
+    "obuchowski_test": "clustered", "auc_interval": "clustered", "auc_difference_test": "clustered",
+    "clustered_mcnemar": "clustered", "holm": "clustered",
+    "brier_score": "calibration", "calibration_slope_intercept": "calibration", "reliability_bins": "calibration",
+    "sensitivity_at_specificity": "calibration", "min_detectable_difference": "calibration",
 }
 
 __all__ = sorted(_EXPORTS)

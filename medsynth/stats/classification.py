@@ -12,7 +12,7 @@ bootstrap evaluates them ~1000 times per report), from the confusion matrix C (r
     AP = Σ_k (R_k - R_{k-1}) P_k over distinct thresholds (sklearn ``average_precision_score``); its chance
     baseline is the prevalence
 
-Intervals: Wilson for proportions (accuracy, precision, recall, specificity), DeLong for binary AUROC, a
+Intervals: Wilson for proportions (accuracy, precision, recall, specificity), DeLong (logit scale) for binary AUROC, a
 stratified percentile bootstrap for the rest (see :mod:`medsynth.stats.intervals`). The decision threshold is
 fixed on the validation split only (:func:`choose_threshold`), never on the test set. Arm comparisons on the
 same test images: exact McNemar, paired DeLong, paired stratified bootstrap of differences (b - a).

@@ -17,6 +17,15 @@ n negatives y_j, ``tz`` the ranks in the pooled sample and ``tx``, ``ty`` the ra
 For two scores on the same images, Var(AUC_b - AUC_a) = s²(V10_b - V10_a)/m + s²(V01_b - V01_a)/n (equal to
 S_aa + S_bb - 2 S_ab), z = (AUC_b - AUC_a) / √Var, p = 2 (1 - Φ(|z|)).
 
+The AUC interval is a Wald interval on the logit scale, back-transformed (the delta method gives
+SE(logit θ) = SE(θ) / (θ(1 - θ))):
+
+    expit(logit(θ) ± z √Var / (θ(1 - θ)))
+
+so it stays inside (0, 1) without clipping and is asymmetric near the bounds, where the symmetric
+θ ± z √Var would cross 0 or 1 (compared with other AUC intervals by Qin & Hotilovac 2008). At θ = 0 or 1
+(perfect separation) the logit is infinite and the variance 0: no interval (nan bounds).
+
 Bootstrap: a *stratified* resample draws, with replacement, within each class, so every resample keeps the
 class sizes (no resample lacks positives). Intervals are percentile intervals; paired differences use the
 same indices for both arms, and the two-sided bootstrap p is 2 min(P*(d ≤ 0), P*(d ≥ 0)), capped at 1.
@@ -28,6 +37,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from scipy import special
 from scipy import stats as sps
 
 logger = logging.getLogger(__name__)
@@ -124,12 +134,24 @@ def delong_auc_variance(y_true: np.ndarray, scores: np.ndarray) -> tuple[float, 
     return auc, _variance(v10, v01)
 
 
-def delong_interval(y_true: np.ndarray, scores: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
-    """``(auc, low, high)``: AUC ± z √Var (DeLong), clipped to [0, 1]; nan bounds when Var is undefined."""
+def _logit_interval(auc: float, var: float, confidence: float = 0.95) -> tuple[float, float]:
+    """``(low, high)`` = expit(logit(auc) ± z √var / (auc (1 - auc))); nan when auc is 0 or 1 or var is nan."""
     z = _z(confidence)
+    if not 0.0 < auc < 1.0 or not var >= 0.0:
+        return float("nan"), float("nan")
+    half = z * np.sqrt(var) / (auc * (1.0 - auc))
+    centre = float(special.logit(auc))
+    return float(special.expit(centre - half)), float(special.expit(centre + half))
+
+
+def delong_interval(y_true: np.ndarray, scores: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(auc, low, high)``: the logit-scale interval with DeLong's variance, inside (0, 1).
+
+    The bounds are nan when the AUC is 0 or 1 or the variance is undefined (a class with a single image).
+    """
+    _z(confidence)
     auc, var = delong_auc_variance(y_true, scores)
-    half = z * np.sqrt(var)
-    return auc, float(np.clip(auc - half, 0.0, 1.0)), float(np.clip(auc + half, 0.0, 1.0))
+    return (auc, *_logit_interval(auc, var, confidence))
 
 
 def delong_test(y_true: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, confidence: float = 0.95) -> dict:

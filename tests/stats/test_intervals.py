@@ -143,14 +143,23 @@ def test_delong_score_against_itself_has_zero_difference_and_p_one():
     assert result["ci_low"] == result["ci_high"] == 0
 
 
-def test_delong_interval_is_symmetric_and_clipped():
+def test_delong_interval_is_on_the_logit_scale():
+    # Was the clipped Wald interval AUC ± z √Var; now the logit-scale interval expit(logit AUC ± z SE / (AUC (1 -
+    # AUC))), which stays inside (0, 1) without clipping, so the old expectations (a bound clipped to 1, and
+    # (1, 1, 1) at perfect separation) no longer hold.
     y = np.array([0, 0, 0, 1, 1, 1, 0, 1])
     s = np.array([0.1, 0.5, 0.3, 0.4, 0.9, 0.7, 0.2, 0.6])
     auc, var = delong_auc_variance(y, s)
-    half = 1.959964 * np.sqrt(var)
-    assert auc + half > 1  # this case needs the clip
-    assert delong_interval(y, s) == pytest.approx((auc, auc - half, 1.0))
-    assert delong_interval(y, y.astype(float)) == (1.0, 1.0, 1.0)  # perfect separation: variance 0
+    assert auc == pytest.approx(15 / 16)  # only 0.4 < 0.5 is mis-ordered
+    assert auc + 1.959964 * np.sqrt(var) > 1  # the symmetric interval would cross 1 here
+    centre, half = np.log(auc / (1 - auc)), 1.959964 * np.sqrt(var) / (auc * (1 - auc))
+    low, high = 1 / (1 + np.exp(-(centre - half))), 1 / (1 + np.exp(-(centre + half)))
+    assert delong_interval(y, s) == pytest.approx((auc, low, high), rel=1e-6)
+    assert 0 < low < auc < high < 1
+    auc, low, high = delong_interval(y, y.astype(float))  # perfect separation: no logit, no interval
+    assert auc == 1.0 and np.isnan(low) and np.isnan(high)
+    auc, low, high = delong_interval(np.array([0, 1, 0]), np.array([0.2, 0.6, 0.7]))  # one positive: Var undefined
+    assert auc == 0.5 and np.isnan(low) and np.isnan(high)
 
 
 def test_delong_rejects_bad_input():
