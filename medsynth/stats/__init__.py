@@ -9,10 +9,13 @@
 - :mod:`medsynth.stats.calibration`: Brier score, calibration slope and intercept, reliability bins,
   sensitivity at a fixed specificity, the minimum detectable paired difference (Connor).
 - :mod:`medsynth.stats.classification`: the decision threshold chosen on validation, the classification
-  report with 95 % intervals, paired comparisons of two classifiers, aggregates over seeds.
+  report with 95 % intervals (patients as the unit where they have several images), calibration.
+- :mod:`medsynth.stats.comparison`: arms compared on the same test images: the pre-specified primary endpoint
+  pooled over seeds with Holm's correction, secondary paired comparisons per seed, the power statement,
+  aggregates over seeds.
 - :mod:`medsynth.stats.tables`: predictions CSV (write and read back), metrics JSON, Markdown tables,
   TensorBoard scalars.
-- :mod:`medsynth.stats.plots`: ROC, precision-recall and confusion-matrix figures as PNG.
+- :mod:`medsynth.stats.plots`: ROC, precision-recall, confusion-matrix and reliability figures as PNG.
 
 numpy/scipy/scikit-learn (matplotlib for the plots); no torch. Names load lazily.
 """
@@ -28,7 +31,9 @@ _EXPORTS = {
     "paired_bootstrap_difference": "intervals", "mean_sd": "intervals",
     "METRIC_METHODS": "classification", "THRESHOLD_RULES": "classification", "choose_threshold": "classification",
     "predict_labels": "classification", "classification_report": "classification",
-    "compare_predictions": "classification", "aggregate_seeds": "classification",
+    "patient_groups": "classification", "n_patients": "classification",
+    "ENDPOINTS": "comparison", "compare_predictions": "comparison", "pooled_comparison": "comparison",
+    "holm_adjust": "comparison", "power_statement": "comparison", "aggregate_seeds": "comparison",
     "LINEAR_METRICS": "clustered", "cluster_bootstrap_indices": "clustered",
     "cluster_jackknife_indices": "clustered", "bca_interval": "clustered",
     "cluster_bootstrap_interval": "clustered", "cluster_bootstrap_difference": "clustered",
