@@ -78,7 +78,8 @@ def write_scores(folder: str | os.PathLike, items: Sequence[Mapping], y_true: np
 def score_and_write(folder: str | os.PathLike, items: Sequence[Mapping], y_true: np.ndarray, probs: np.ndarray,
                     classes: Sequence[str], *, threshold: float | None, positive: int | None, n_resamples: int = 1000,
                     seed: int = 0, groups: Sequence[str | None] | None = None, extra: Mapping | None = None,
-                    title: str | None = None, plots: bool = False, write: bool = True) -> tuple[np.ndarray, dict | None]:
+                    title: str | None = None, plots: bool = False,
+                    write: bool = True) -> tuple[np.ndarray, dict | None]:
     """:func:`score`, then (when ``write``, e.g. on the main rank only) :func:`write_scores`; returns
     ``(pred, report)``."""
     pred, report = score(y_true, probs, classes, threshold=threshold, positive=positive, n_resamples=n_resamples,

@@ -29,7 +29,7 @@ _EXPORTS = {
     "delong_auc_variance": "intervals", "delong_interval": "intervals", "delong_test": "intervals",
     "stratified_bootstrap_indices": "intervals", "bootstrap_interval": "intervals",
     "paired_bootstrap_difference": "intervals", "mean_sd": "intervals",
-    "METRIC_METHODS": "classification", "THRESHOLD_RULES": "classification", "choose_threshold": "classification",
+    "THRESHOLD_RULES": "classification", "choose_threshold": "classification",
     "predict_labels": "classification", "classification_report": "classification",
     "patient_groups": "classification", "n_patients": "classification",
     "ENDPOINTS": "comparison", "compare_predictions": "comparison", "pooled_comparison": "comparison",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,11 +38,6 @@ from medsynth.stats.intervals import wilson_interval
 
 logger = logging.getLogger(__name__)
 
-METRIC_METHODS = {
-    "accuracy": "wilson", "balanced_accuracy": "stratified bootstrap", "mcc": "stratified bootstrap",
-    "roc_auc": "delong", "roc_auc_multiclass": "stratified bootstrap", "pr_auc": "stratified bootstrap",
-    "precision": "wilson", "recall": "wilson", "specificity": "wilson", "f1": "stratified bootstrap",
-}
 THRESHOLD_RULES = ("balanced_accuracy", "fixed")
 
 
@@ -207,7 +203,7 @@ class _Intervals:
 
     def __init__(self, y: np.ndarray, groups: np.ndarray | None, n_resamples: int, seed: int, confidence: float):
         self.y, self.groups, self.confidence = y, groups, confidence
-        self.boot = {"n_resamples": n_resamples, "seed": seed, "confidence": confidence}
+        self.boot: dict[str, Any] = {"n_resamples": n_resamples, "seed": seed, "confidence": confidence}
         self.bootstrap_name = "stratified bootstrap" if groups is None else "cluster bootstrap (patients)"
 
     def bootstrapped(self, statistic, *arrays: np.ndarray) -> dict:

@@ -166,10 +166,11 @@ def pooled_comparison(y_true: np.ndarray, runs_a: Sequence[tuple[np.ndarray, np.
     clusters = patient_groups(groups, len(y))
     preds_a = [np.asarray(p).astype(np.int64).ravel() for _, p in runs_a]
     preds_b = [np.asarray(p).astype(np.int64).ravel() for _, p in runs_b]
+    arrays_a: list[np.ndarray] = preds_a
+    arrays_b: list[np.ndarray] = preds_b
     if endpoint == "roc_auc":
-        arrays_a, arrays_b = [np.asarray(p, np.float64) for p, _ in runs_a], [np.asarray(p, np.float64) for p, _ in runs_b]
-    else:
-        arrays_a, arrays_b = preds_a, preds_b
+        arrays_a = [np.asarray(p, np.float64) for p, _ in runs_a]
+        arrays_b = [np.asarray(p, np.float64) for p, _ in runs_b]
     boot: dict[str, Any] = {"n_resamples": n_resamples, "seed": seed, "confidence": confidence}
     result = _difference(endpoint, y, clusters, arrays_a, arrays_b, preds_a, preds_b, k, positive, boot,
                          n_permutations)

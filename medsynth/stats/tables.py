@@ -333,7 +333,8 @@ def comparison_table(rows: Sequence[tuple[str, Mapping, Mapping | None]], baseli
     header = ["arm", *_absolute_header([(n, r) for n, r, _ in rows]),
               f"Δ balanced accuracy vs {baseline} [95 % CI], p", f"Δ minority recall vs {baseline} [95 % CI], p",
               f"Δ ROC-AUC vs {baseline} [95 % CI], p", "McNemar p"]
-    body, methods = [], {}
+    body: list[list[object]] = []
+    methods: dict[str, str | None] = {}
     for name, report, comparison in rows:
         if comparison is None:
             deltas = [DASH] * 4

@@ -88,7 +88,7 @@ def test_binary_report_equals_sklearn(positive, threshold):
     assert m["roc_auc"]["value"] == pytest.approx(roc_auc_score(y == positive, probs[:, positive]))
     assert m["pr_auc"]["value"] == pytest.approx(average_precision_score(y == positive, probs[:, positive]))
     assert m["pr_auc"]["baseline"] == pytest.approx(np.mean(y == positive))
-    assert m["roc_auc"]["method"] == "delong" and m["accuracy"]["method"] == "wilson"
+    assert m["roc_auc"]["method"] == "DeLong, logit scale" and m["accuracy"]["method"] == "wilson"
     # binary specificity of a class is the recall of the other one
     assert m["specificity/malignant"]["value"] == pytest.approx(recall_score(y, pred, pos_label=0))
     _assert_per_class(report, y, pred, ["benign", "malignant"])
@@ -130,6 +130,55 @@ def test_numpy_definitions_equal_sklearn_on_resamples():
         assert _auc(y == 0, score) == pytest.approx(roc_auc_score(y == 0, score))
         assert _average_precision(y == 0, score) == pytest.approx(average_precision_score(y == 0, score))
     assert _mcc(np.zeros(5, int), np.zeros(5, int), 2) == matthews_corrcoef(np.zeros(5), np.zeros(5)) == 0.0
+
+
+def _clustered(n: int, seed: int = 0) -> np.ndarray:
+    """Patient ids with 1-3 images each."""
+    sizes = np.random.default_rng(seed).choice([1, 1, 2, 3], size=n)
+    return np.repeat([f"p{i}" for i in range(n)], sizes)[:n]
+
+
+def test_one_image_per_patient_gives_the_image_level_report():
+    y, probs = _data(120, 2, seed=7)
+    plain = classification_report(y, probs, ["benign", "malignant"], threshold=0.4, n_resamples=150)
+    ids = classification_report(y, probs, ["benign", "malignant"], threshold=0.4, n_resamples=150,
+                                groups=[f"id{i}" for i in range(len(y))])
+    assert ids == plain
+    assert plain["n_patients"] == 120 and plain["metrics"]["recall/malignant"]["method"] == "wilson"
+    # an image without a patient id is its own patient
+    assert classification_report(y, probs, ["benign", "malignant"], threshold=0.4, n_resamples=150,
+                                 groups=[None] * len(y)) == plain
+
+
+def test_patients_with_several_images_are_resampled_as_units():
+    y, probs = _data(150, 2, seed=3)
+    groups = _clustered(150)
+    report = classification_report(y, probs, ["benign", "malignant"], threshold=0.4, n_resamples=200, groups=groups)
+    plain = classification_report(y, probs, ["benign", "malignant"], threshold=0.4, n_resamples=200)
+    m, p = report["metrics"], plain["metrics"]
+    assert report["n"] == 150 and report["n_patients"] == len(set(groups)) < 150
+    for name, entry in m.items():
+        assert entry["value"] == p[name]["value"], name  # the estimates do not depend on the grouping
+    assert m["recall/malignant"]["method"].startswith("cluster bootstrap")
+    assert m["recall/malignant"]["n"] == p["recall/malignant"]["n"] == int(np.sum(y == 1))
+    assert m["roc_auc"]["method"].startswith("Obuchowski")
+    _assert_entries_sane(report)
+
+
+def test_binary_report_has_calibration_and_fixed_specificity():
+    from sklearn.metrics import brier_score_loss
+
+    y, probs = _data(200, 2, seed=4)
+    report = classification_report(y, probs, ["benign", "malignant"], threshold=0.5, n_resamples=150)
+    m = report["metrics"]
+    assert m["brier"]["value"] == pytest.approx(brier_score_loss(y, probs[:, 1]))
+    assert {"calibration_slope", "calibration_intercept", "sensitivity_at_specificity_0.90"} <= set(m)
+    neg = np.sort(probs[y == 0, 1])
+    t = neg[int(np.ceil(0.9 * len(neg))) - 1]  # the smallest score with >= 90 % of negatives at or below it
+    assert m["sensitivity_at_specificity_0.90"]["value"] == pytest.approx(np.mean(probs[y == 1, 1] > t))
+    assert sum(report["reliability"]["count"]) == 200
+    three = classification_report(*_data(90, 3, seed=1), ["a", "b", "c"], n_resamples=50)
+    assert "brier" not in three["metrics"] and three["reliability"] is None
 
 
 def test_all_negative_classifier_and_undefined_proportions():
