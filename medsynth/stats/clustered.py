@@ -66,6 +66,7 @@ from medsynth.stats.intervals import (
     delong_auc_variance,
     delong_test,
     mcnemar_test,
+    newcombe_auc_interval,
     stratified_bootstrap_indices,
 )
 
@@ -408,9 +409,10 @@ def auc_interval(y_true: np.ndarray, scores: np.ndarray, groups: Sequence[Hashab
                  confidence: float = 0.95) -> dict:
     """``{"value", "ci_low", "ci_high", "method"}``: the AUC with its logit-scale interval.
 
-    The standard error is DeLong's with no groups or one image per patient, Obuchowski's otherwise. The
-    bounds are nan when the AUC is 0 or 1 (perfect separation: the logit is infinite) or the variance is
-    undefined (a class from a single patient); the value is still given.
+    The standard error is DeLong's with no groups or one image per patient, Obuchowski's otherwise. Where the
+    logit interval is undefined (an AUC of 0 or 1: perfect separation; or a class from a single patient) the
+    interval is Newcombe's score-type one (:func:`~medsynth.stats.intervals.newcombe_auc_interval`, images
+    treated as independent), and the method says so.
     """
     _z(confidence)
     y = np.asarray(y_true)
@@ -422,6 +424,10 @@ def auc_interval(y_true: np.ndarray, scores: np.ndarray, groups: Sequence[Hashab
         auc, var = delong_auc_variance(y, scores)
         method = "DeLong, logit scale"
     low, high = _logit_interval(auc, var, confidence)
+    if np.isfinite(auc) and not (np.isfinite(low) and np.isfinite(high)):
+        positives = int(np.sum(y.astype(bool)))
+        low, high = newcombe_auc_interval(auc, positives, len(y) - positives, confidence)
+        method = "Newcombe score interval (AUC at 0 or 1, or a class of one patient)"
     return {"value": auc, "ci_low": low, "ci_high": high, "method": method}
 
 

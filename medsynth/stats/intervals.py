@@ -154,6 +154,32 @@ def delong_interval(y_true: np.ndarray, scores: np.ndarray, confidence: float = 
     return (auc, *_logit_interval(auc, var, confidence))
 
 
+def newcombe_auc_interval(auc: float, m: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Score-type AUC interval for ``m`` positives and ``n`` negatives, defined at AUC 0 and 1 (Newcombe 2006).
+
+    The set of θ with (AUC - θ)² <= z² V(θ), V the Hanley-McNeil (1982) variance with Newcombe's substitution
+    N* = (m + n)/2 - 1 for both class sizes:
+
+        V(θ) = θ(1 - θ) [1 + (N* - 1)((1 - θ)/(2 - θ) + θ/(1 + θ))] / (m n)
+
+    Used where the logit-scale DeLong interval is undefined (perfect separation, or a class of one image); it
+    treats the images as independent.
+    """
+    from scipy.optimize import brentq
+
+    if m < 1 or n < 1 or not 0.0 <= auc <= 1.0:
+        raise ValueError(f"need m, n >= 1 and an AUC in [0, 1], got m = {m}, n = {n}, AUC = {auc}")
+    z2, n_star = _z(confidence) ** 2, (m + n) / 2.0 - 1.0
+
+    def excess(theta: float) -> float:
+        v = theta * (1 - theta) * (1 + (n_star - 1) * ((1 - theta) / (2 - theta) + theta / (1 + theta))) / (m * n)
+        return (auc - theta) ** 2 - z2 * max(v, 0.0)
+    eps = 1e-12
+    low = 0.0 if auc <= eps or excess(0.0) <= 0 else float(brentq(excess, 0.0, max(auc - eps, 0.0) or eps, xtol=1e-10))
+    high = 1.0 if auc >= 1 - eps or excess(1.0) <= 0 else float(brentq(excess, min(auc + eps, 1.0), 1.0, xtol=1e-10))
+    return low, high
+
+
 def delong_test(y_true: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, confidence: float = 0.95) -> dict:
     """Paired DeLong test of two score vectors ``(N,)`` on the same images.
 

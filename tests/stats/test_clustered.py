@@ -394,7 +394,9 @@ def test_auc_interval_is_on_the_logit_scale():
     assert (plain["value"], plain["ci_low"], plain["ci_high"]) == pytest.approx(delong_interval(y, s))
     assert auc_interval(y, s, list("abcdefgh")) == plain
     perfect = auc_interval(y, y.astype(float), [0, 0, 1, 1, 2, 2, 3, 3])
-    assert perfect["value"] == 1.0 and np.isnan(perfect["ci_low"]) and np.isnan(perfect["ci_high"])
+    # perfect separation: the logit is infinite, so the boundary-safe score interval is used
+    assert perfect["value"] == 1.0 and perfect["ci_high"] == 1.0 and 0.0 < perfect["ci_low"] < 1.0
+    assert perfect["method"].startswith("Newcombe")
 
 
 def test_auc_difference_test_dispatches_on_the_groups():

@@ -237,3 +237,38 @@ def test_mean_sd():
     assert mean == 0.7 and np.isnan(sd)
     with pytest.raises(ValueError, match="n = 0"):
         mean_sd([])
+
+
+def _newcombe_excess(theta: float, auc: float, m: int, n: int, z: float = 1.959963984540054) -> float:
+    """(AUC - θ)² - z² V(θ), V the Hanley-McNeil variance with N* = (m + n)/2 - 1 (Newcombe 2006), by hand."""
+    n_star = (m + n) / 2 - 1
+    v = theta * (1 - theta) * (1 + (n_star - 1) * ((1 - theta) / (2 - theta) + theta / (1 + theta))) / (m * n)
+    return (auc - theta) ** 2 - z * z * v
+
+
+@pytest.mark.parametrize("auc,m,n", [(1.0, 4, 14), (0.0, 5, 20), (0.83, 15, 112), (1.0, 1, 30)])
+def test_newcombe_interval_solves_its_equation(auc, m, n):
+    from medsynth.stats.intervals import newcombe_auc_interval
+
+    low, high = newcombe_auc_interval(auc, m, n)
+    assert 0.0 <= low <= auc <= high <= 1.0 and low < high
+    for bound, edge in ((low, 0.0), (high, 1.0)):
+        if bound != auc and bound != edge:
+            assert _newcombe_excess(bound, auc, m, n) == pytest.approx(0.0, abs=1e-9)
+    # just outside the bounds the equation says "excluded", just inside "included"
+    if low > 0:
+        assert _newcombe_excess(low - 1e-4, auc, m, n) > 0 and _newcombe_excess(low + 1e-4, auc, m, n) < 0
+    if high < 1:
+        assert _newcombe_excess(high + 1e-4, auc, m, n) > 0
+    if auc == 1.0:  # (1 - θ)² = z² V(θ) at m = 4, n = 14: by hand 0.7 is outside (0.09 > 0.079), 0.8 inside
+        assert high == 1.0 and (m, n) != (4, 14) or 0.7 < low < 0.8
+
+
+def test_auc_interval_at_perfect_separation_is_not_undefined():
+    from medsynth.stats.clustered import auc_interval
+
+    y = np.r_[np.ones(4, int), np.zeros(14, int)]
+    scores = np.r_[np.linspace(0.6, 0.9, 4), np.linspace(0.0, 0.5, 14)]
+    out = auc_interval(y, scores)
+    assert out["value"] == 1.0 and out["ci_high"] == 1.0 and 0.7 < out["ci_low"] < 0.8
+    assert out["method"].startswith("Newcombe")
