@@ -3,8 +3,9 @@
 - :mod:`medsynth.stats.intervals`: Wilson score and stratified bootstrap intervals, DeLong's AUROC variance,
   logit-scale interval and paired test, exact McNemar, paired bootstrap differences, mean and sd.
 - :mod:`medsynth.stats.clustered`: the patient as the unit: cluster bootstrap indices, jackknife and BCa
-  intervals of single metrics and paired differences, the paired sign-flip (arm-swap) randomisation test
-  and the linear per-image contributions it needs, Obuchowski's clustered AUROC variance and paired test,
+  intervals of single metrics and paired differences, the paired sign-flip (arm-swap) randomisation test,
+  the interval inverting it, and the linear per-image contributions and weights they need, Obuchowski's
+  clustered AUROC variance and paired test,
   logit-scale AUROC intervals, clustered McNemar (Durkalski), Holm's adjustment.
 - :mod:`medsynth.stats.calibration`: Brier score, calibration slope and intercept, reliability bins,
   sensitivity at a fixed specificity, the minimum detectable paired difference (Connor).
@@ -37,7 +38,8 @@ _EXPORTS = {
     "LINEAR_METRICS": "clustered", "cluster_bootstrap_indices": "clustered",
     "cluster_jackknife_indices": "clustered", "bca_interval": "clustered",
     "cluster_bootstrap_interval": "clustered", "cluster_bootstrap_difference": "clustered",
-    "linear_contributions": "clustered", "sign_flip_test": "clustered", "obuchowski_auc_variance": "clustered",
+    "linear_contributions": "clustered", "linear_weights": "clustered", "sign_flip_test": "clustered",
+    "sign_flip_interval": "clustered", "obuchowski_auc_variance": "clustered",
     "obuchowski_test": "clustered", "auc_interval": "clustered", "auc_difference_test": "clustered",
     "clustered_mcnemar": "clustered", "holm": "clustered",
     "brier_score": "calibration", "calibration_slope_intercept": "calibration", "reliability_bins": "calibration",

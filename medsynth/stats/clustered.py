@@ -23,7 +23,15 @@ them for patient g flips the sign of D_g = Σ_j d_gj; T = Σ_g D_g is compared w
 at random, and p = (1 + #{|T*| ≥ |T|}) / (1 + R) over R random sign vectors: Fisher's (1935) paired
 randomisation test, with the Monte-Carlo p of Phipson & Smyth (2010), never 0 and with P(p ≤ α) ≤ α under
 H0. Balanced accuracy on labels y with K classes present, class sizes n_c, is linear:
-BA_b - BA_a = Σ_i (c_b,i - c_a,i) / (K n_{y_i}) with c the 0/1 correct calls.
+BA_b - BA_a = Σ_i w_i (c_b,i - c_a,i), w_i = 1 / (K n_{y_i}), with c the 0/1 correct calls.
+
+Its inversion (Hodges & Lehmann 1963; Garthwaite 1996): with W_g = Σ_j w_gj (times S over S seeds),
+a_r = Σ_g s_rg D_g and b_r = Σ_g s_rg W_g for the same R sign vectors, the test of H0: Δ = δ on the shifted
+contributions d_gj - δ w_gj has T(δ) = T - δ Σ W and T*_r(δ) = a_r - δ b_r, and
+
+    p(δ) = (1 + #{r: |a_r - δ b_r| ≥ |T - δ Σ W|}) / (1 + R),    interval = {δ: p(δ) > α}
+
+an interval around Δ̂ = T / Σ W, since |b_r| ≤ Σ W makes p nonincreasing in |δ - Δ̂| on each side.
 
 Clustered AUC (Obuchowski 1997), clusters i = 1..I with m_i positive units X_ij and n_i negative units Y_il,
 M = Σ m_i, N = Σ n_i, ψ(x, y) = 1 if x > y, ½ if x = y, 0 otherwise, θ̂ = Σ ψ(X_ij, Y_kl) / (MN):
@@ -269,33 +277,83 @@ def cluster_bootstrap_difference(statistic: Callable[..., float], y_true: np.nda
 
 # ---------------------------------------------------------------- sign-flip test
 
+def _check_linear(metric: str, y: np.ndarray, k: int, *named: tuple[str, np.ndarray]) -> None:
+    if metric not in LINEAR_METRICS:
+        raise ValueError(f"unknown metric {metric!r}; expected one of {LINEAR_METRICS}")
+    for name, v in (("y", y), *named):
+        if v.min() < 0 or v.max() >= k:
+            raise ValueError(f"{name} must hold class indices in [0, {k}), got range [{v.min()}, {v.max()}]")
+
+
+def _weights(metric: str, y: np.ndarray, positive: int | None, k: int) -> np.ndarray:
+    """The per-image weights of a checked metric on checked integer labels ``y (N,)``."""
+    if metric == "accuracy":
+        return np.full(len(y), 1.0 / len(y))
+    if metric == "balanced_accuracy":
+        counts = np.bincount(y, minlength=k)
+        return 1.0 / (np.count_nonzero(counts) * counts[y])
+    if positive is None or not np.any(y == positive):
+        raise ValueError(f"minority_recall needs a positive class present in y, got positive = {positive}")
+    hit = y == positive
+    return np.where(hit, 1.0 / hit.sum(), 0.0)
+
+
+def linear_weights(metric: str, y: np.ndarray, positive: int | None, k: int) -> np.ndarray:
+    """Per-image weights ``w (N,)``, ``w >= 0`` and ``Σ w = 1``, with ``metric(y, pred) = Σ_i w_i [pred_i = y_i]``.
+
+    ``metric`` "accuracy": 1 / N; "balanced_accuracy": 1 / (K n_{y_i}) with K the number of classes present in
+    ``y`` and n_c their sizes (the mean recall over present classes); "minority_recall": 1 / n_positive on
+    images of class ``positive``, 0 elsewhere. :func:`linear_contributions` is ``w (c_b - c_a)`` exactly, with
+    ``c`` the 0/1 correct calls; these are the weights the test-inversion interval shifts by
+    (:func:`sign_flip_interval`). Labels are class indices in [0, k).
+    """
+    yy = np.asarray(y).astype(np.int64).ravel()
+    _same_length(yy)
+    _check_linear(metric, yy, k)
+    return _weights(metric, yy, positive, k)
+
+
 def linear_contributions(metric: str, y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray,
                          positive: int | None, k: int) -> np.ndarray:
     """Per-image contributions ``(N,)`` whose sum is exactly ``metric(y, pred_b) - metric(y, pred_a)``.
 
-    ``metric`` "accuracy": (c_b - c_a) / N; "balanced_accuracy": (c_b - c_a) / (K n_{y_i}) with K the
-    number of classes present in ``y`` and n_c their sizes (the mean recall over present classes, as
-    :mod:`medsynth.stats.classification`); "minority_recall": (c_b - c_a) / n_positive on images of class
-    ``positive``, 0 elsewhere. ``c`` are the 0/1 correct calls; labels and predictions are indices in [0, k).
+    ``w_i (c_b,i - c_a,i)`` with ``w`` the :func:`linear_weights` and ``c`` the 0/1 correct calls: for
+    "accuracy" (c_b - c_a) / N; "balanced_accuracy" (c_b - c_a) / (K n_{y_i}) with K the number of classes
+    present in ``y`` and n_c their sizes (the mean recall over present classes, as
+    :mod:`medsynth.stats.classification`); "minority_recall" (c_b - c_a) / n_positive on images of class
+    ``positive``, 0 elsewhere. Labels and predictions are indices in [0, k).
     """
-    if metric not in LINEAR_METRICS:
-        raise ValueError(f"unknown metric {metric!r}; expected one of {LINEAR_METRICS}")
     yy = np.asarray(y).astype(np.int64).ravel()
     pa, pb = np.asarray(pred_a).astype(np.int64).ravel(), np.asarray(pred_b).astype(np.int64).ravel()
-    n = _same_length(yy, pa, pb)
-    for name, v in (("y", yy), ("pred_a", pa), ("pred_b", pb)):
-        if v.min() < 0 or v.max() >= k:
-            raise ValueError(f"{name} must hold class indices in [0, {k}), got range [{v.min()}, {v.max()}]")
-    d = (pb == yy).astype(np.float64) - (pa == yy)
-    if metric == "accuracy":
-        return d / n
-    if metric == "balanced_accuracy":
-        counts = np.bincount(yy, minlength=k)
-        return d / (np.count_nonzero(counts) * counts[yy])
-    if positive is None or not np.any(yy == positive):
-        raise ValueError(f"minority_recall needs a positive class present in y, got positive = {positive}")
-    hit = yy == positive
-    return np.where(hit, d / hit.sum(), 0.0)
+    _same_length(yy, pa, pb)
+    _check_linear(metric, yy, k, ("pred_a", pa), ("pred_b", pb))
+    return _weights(metric, yy, positive, k) * ((pb == yy).astype(np.float64) - (pa == yy))
+
+
+def _seed_sums(differences: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(per-image contributions summed over seeds (N,), S)`` from ``(N,)`` or ``(S, N)``."""
+    d = np.asarray(differences, np.float64)
+    if d.ndim not in (1, 2):
+        raise ValueError(f"differences must be (N,) or (S, N), got shape {d.shape}")
+    return (d.sum(0), d.shape[0]) if d.ndim == 2 else (d, 1)
+
+
+def _sign_projections(vectors: Sequence[np.ndarray], n_permutations: int, seed: int) -> list[np.ndarray]:
+    """``[s_r · v for r = 1..R]`` for each ``v (G,)`` of ``vectors``: the R = ``n_permutations`` random sign
+    vectors s_r in {-1, 1}^G of ``seed``, drawn in chunks of ``_SIGN_CHUNK`` entries (the same for every caller
+    with the same seed and G, so the test and its inversion see one sign matrix)."""
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations must be >= 1, got {n_permutations}")
+    g = len(vectors[0])
+    rng, chunk, done = np.random.default_rng(seed), max(1, _SIGN_CHUNK // g), 0
+    out = [np.empty(n_permutations) for _ in vectors]
+    while done < n_permutations:
+        rows = min(chunk, n_permutations - done)
+        signs = rng.integers(0, 2, size=(rows, g), dtype=np.int8).astype(np.float64) * 2.0 - 1.0
+        for projection, v in zip(out, vectors, strict=True):
+            projection[done:done + rows] = signs @ v
+        done += rows
+    return out
 
 
 def sign_flip_test(differences: np.ndarray, groups: Sequence[Hashable] | np.ndarray | None = None,
@@ -305,25 +363,108 @@ def sign_flip_test(differences: np.ndarray, groups: Sequence[Hashable] | np.ndar
     ``differences`` are per-image contributions ``(N,)``, or ``(S, N)`` over S seeds on the same images,
     to a statistic linear in them (:func:`linear_contributions`). Returns ``{"statistic": T, "p_value"
     ((1 + #{|T*| ≥ |T| - 1e-12}) / (1 + n_permutations)), "n_permutations", "n_patients", "method"}``.
+    :func:`sign_flip_interval` with the same seed and ``n_permutations`` is its inversion.
     """
-    d = np.asarray(differences, np.float64)
-    if d.ndim not in (1, 2):
-        raise ValueError(f"differences must be (N,) or (S, N), got shape {d.shape}")
-    if n_permutations < 1:
-        raise ValueError(f"n_permutations must be >= 1, got {n_permutations}")
-    per_image = d.sum(0) if d.ndim == 2 else d
+    per_image, _ = _seed_sums(differences)
     n = _same_length(per_image)
     codes, g, _ = _patients(groups, n)
     sums = np.bincount(codes, weights=per_image, minlength=g)
     t = float(per_image.sum())
-    rng, chunk, extreme, done = np.random.default_rng(seed), max(1, _SIGN_CHUNK // g), 0, 0
-    while done < n_permutations:
-        rows = min(chunk, n_permutations - done)
-        signs = rng.integers(0, 2, size=(rows, g), dtype=np.int8).astype(np.float64) * 2.0 - 1.0
-        extreme += int(np.count_nonzero(np.abs(signs @ sums) >= abs(t) - 1e-12))
-        done += rows
+    (projected,) = _sign_projections([sums], n_permutations, seed)
+    extreme = int(np.count_nonzero(np.abs(projected) >= abs(t) - 1e-12))
     return {"statistic": t, "p_value": (1.0 + extreme) / (1.0 + n_permutations), "n_permutations": n_permutations,
             "n_patients": g, "method": "paired sign-flip (arm-swap) randomisation test over patients"}
+
+
+_TIE = 1e-12  # |T*| ≥ |T| - _TIE counts as extreme, as in sign_flip_test
+_BISECTION_TOL = 1e-6
+
+
+def _shifted_p(deltas: np.ndarray, a: np.ndarray, b: np.ndarray, t: float, u: float,
+               n_permutations: int) -> np.ndarray:
+    """The sign-flip p of H0: Δ = δ for each δ of ``deltas (m,)``: T*(δ) = a - δ b, T(δ) = t - δ u."""
+    dd = np.asarray(deltas, np.float64).reshape(-1, 1)
+    extreme = np.count_nonzero(np.abs(a - dd * b) >= np.abs(t - dd * u) - _TIE, axis=1)
+    return (1.0 + extreme) / (1.0 + n_permutations)
+
+
+def _boundary(accepted: Callable[[float], bool], estimate: float, step: float, direction: float) -> float:
+    """The end of the acceptance interval on one side of ``estimate`` (``direction`` ±1), to
+    ``_BISECTION_TOL``, rounded outward: the last rejected δ of the bisection. inf when nothing is rejected
+    within 2^100 ``step``."""
+    inner, outer = estimate, estimate + direction * step
+    for _ in range(100):
+        if not accepted(outer):
+            break
+        inner, step = outer, 2.0 * step
+        outer = estimate + direction * step
+    else:
+        return direction * float("inf")
+    while abs(outer - inner) > _BISECTION_TOL:
+        middle = 0.5 * (inner + outer)
+        if middle in (inner, outer):  # no float between them
+            break
+        if accepted(middle):
+            inner = middle
+        else:
+            outer = middle
+    return float(outer)
+
+
+def sign_flip_interval(differences: np.ndarray, weights: np.ndarray,
+                       groups: Sequence[Hashable] | np.ndarray | None = None, n_permutations: int = 10000,
+                       seed: int = 0, confidence: float = 0.95) -> tuple[float, float]:
+    """``(low, high)``: the confidence interval of Δ = Σ_i w_i (c_b,i - c_a,i) got by inverting :func:`sign_flip_test`.
+
+    ``differences`` are the per-image contributions ``(N,)``, or ``(S, N)`` over S seeds on the same images
+    (the statistic is then their mean over seeds), ``weights (N,)`` the :func:`linear_weights` (``w >= 0``,
+    ``Σ w = 1``), ``groups (N,)`` the patient ids (None: one patient per image). The interval is every δ for
+    which the sign-flip test of H0: Δ = δ, applied to the shifted contributions ``d_i - δ w_i`` (summed per
+    patient, and over seeds, where the shift is ``δ w_i`` per seed), has p > α = 1 - ``confidence``: the
+    randomisation interval (Hodges & Lehmann 1963; Garthwaite 1996), exact under the shift model (each
+    patient's summed difference is δ W_g plus a term symmetric about 0) and approximate otherwise.
+
+    One sign matrix (``seed``, ``n_permutations``, the same as :func:`sign_flip_test`'s) serves every δ:
+    with D_g the patient sums, W_g the patient weights (both summed over seeds), a_r = s_r · D and
+    b_r = s_r · W, T*(δ) = a_r - δ b_r and T(δ) = T - δ Σ_g W_g, so p(δ) = (1 + #{r: |T*(δ)| ≥ |T(δ)| - 1e-12})
+    / (1 + R) is a deterministic step function evaluated in O(R). Over seeds this is the test of d/S shifted by
+    δ w/S scaled by S, which leaves p unchanged; the sums are kept so that p(0) is computed exactly as
+    :func:`sign_flip_test` computes its p. δ is rejected when p(δ) ≤ α (to 1e-12, so that ``confidence`` 0.9
+    rejects p = 0.1 although 1 - 0.9 < 0.1 in floating point). 0 lies outside the interval exactly when
+    ``sign_flip_test(differences, groups, n_permutations, seed)`` gives p ≤ α (up to a rejection boundary
+    within 1e-6 of 0: the bounds are found by bisection to 1e-6 and rounded outward).
+
+    The acceptance set is an interval around the observed Δ̂ = T / Σ W, so bisection finds its ends: since
+    w >= 0, |b_r| ≤ Σ W; for δ > Δ̂, |T(δ)| = (δ - Δ̂) Σ W grows with slope Σ W while |T*(δ)| changes with slope
+    at most |b_r|, so |T(δ)| - |T*(δ)| is nondecreasing, each sign vector that is extreme at δ is extreme at
+    every δ' in [Δ̂, δ], and p is nonincreasing in δ; likewise below Δ̂ (p(Δ̂) = 1). Where p stays above α
+    however far δ goes (too few patients, or R < 1/α - 1: every sign vector with |b_r| = Σ W, all patients
+    flipped alike, is extreme at every δ) the bounds are -inf and inf, with a logged warning.
+    """
+    per_image, s = _seed_sums(differences)
+    w = np.asarray(weights, np.float64).ravel()
+    n = _same_length(per_image, w)
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or abs(w.sum() - 1.0) > 1e-9:
+        raise ValueError(f"weights must be finite, >= 0 and sum to 1, got sum {w.sum():.12g}, min {w.min():.3g}")
+    _z(confidence)
+    alpha = 1.0 - confidence
+    codes, g, _ = _patients(groups, n)
+    sums = np.bincount(codes, weights=per_image, minlength=g)
+    wsums = s * np.bincount(codes, weights=w, minlength=g)
+    t, u = float(per_image.sum()), float(s * w.sum())
+    a, b = _sign_projections([sums, wsums], n_permutations, seed)
+    if (1.0 + np.count_nonzero(np.abs(b) >= u * (1.0 - 1e-9))) / (1.0 + n_permutations) > alpha + 1e-12:
+        logger.warning("sign_flip_interval: with %d patients and %d sign vectors no shift is rejected at %.3g; "
+                       "the interval is unbounded", g, n_permutations, alpha)
+        return float("-inf"), float("inf")
+    estimate = t / u
+    spread = float(np.sqrt(np.sum((sums - estimate * wsums) ** 2))) / u  # the sd of T*(Δ̂) / Σ W
+
+    def accepted(delta: float) -> bool:
+        return bool(_shifted_p(np.array([delta]), a, b, t, u, n_permutations)[0] > alpha + 1e-12)
+
+    step = max(spread, 1e-4)
+    return _boundary(accepted, estimate, step, -1.0), _boundary(accepted, estimate, step, 1.0)
 
 
 # ---------------------------------------------------------------- clustered ROC-AUC

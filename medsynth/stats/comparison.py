@@ -5,13 +5,14 @@ The protocol a ``comparison.md`` reports (docs/metrics.md, "Classifier statistic
 
 - **Primary endpoint** (pre-specified, ``ENDPOINTS``; default Δ balanced accuracy of each arm vs ``real``):
   one inference per arm over all its seeds, :func:`pooled_comparison`. The estimate is the paired difference
-  averaged over the seeds both arms ran; its interval a BCa cluster bootstrap over test *patients* (the seeds
-  are training randomness, kept together; the patients are the sampling); its p-value the paired sign-flip
-  (arm-swap) randomisation test over patients for the endpoints that are linear in per-image calls (balanced
-  accuracy, minority recall: exact size under exchangeable arms), the bootstrap p for ROC-AUC. Holm's
-  step-down correction across the arms compared (:func:`holm_adjust`).
+  averaged over the seeds both arms ran, with test *patients* as the unit (the seeds are training randomness,
+  kept together; the patients are the sampling). For the endpoints linear in per-image calls (balanced accuracy,
+  minority recall) the p-value is the paired sign-flip (arm-swap) randomisation test over patients (exact size
+  under exchangeable arms) and the interval its inversion (:func:`~medsynth.stats.clustered.sign_flip_interval`,
+  the same sign vectors: it excludes 0 exactly when p ≤ 1 - confidence); for ROC-AUC a BCa cluster bootstrap
+  interval and the bootstrap p. Holm's step-down correction across the arms compared (:func:`holm_adjust`).
 - **Secondary endpoints**, seed by seed (:func:`compare_predictions`): Δ balanced accuracy and Δ minority recall
-  (BCa cluster bootstrap, sign-flip p), Δ ROC-AUC (DeLong, or Obuchowski's clustered test when patients have
+  (sign-flip p and its inverted interval), Δ ROC-AUC (DeLong, or Obuchowski's clustered test when patients have
   several images), Δ PR-AUC (BCa cluster bootstrap) and McNemar (exact, or Durkalski's clustered version).
   Not corrected for multiplicity: read them as description.
 - **Power** (:func:`power_statement`): the smallest Δ minority recall the test set can detect with 80 % power.
@@ -44,6 +45,8 @@ from medsynth.stats.clustered import (
     clustered_mcnemar,
     holm,
     linear_contributions,
+    linear_weights,
+    sign_flip_interval,
     sign_flip_test,
 )
 from medsynth.stats.intervals import mean_sd
@@ -53,6 +56,7 @@ ENDPOINT_NAMES = {"balanced_accuracy": "balanced accuracy", "minority_recall": "
                   "roc_auc": "ROC-AUC"}
 LINEAR = ("balanced_accuracy", "minority_recall")  # tested by the sign-flip test
 SIGN_FLIP = "paired sign-flip randomisation test over patients"
+SIGN_FLIP_INTERVAL = "sign-flip test inversion"
 
 
 def _check_endpoint(endpoint: str, k: int, positive: int | None) -> None:
@@ -84,18 +88,25 @@ def _statistic(endpoint: str, k: int, positive: int | None):
 def _difference(endpoint: str, y: np.ndarray, groups: np.ndarray | None, arrays_a: Sequence[np.ndarray],
                 arrays_b: Sequence[np.ndarray], preds_a: Sequence[np.ndarray], preds_b: Sequence[np.ndarray], k: int,
                 positive: int | None, boot: Mapping[str, Any], n_permutations: int) -> dict:
-    """BCa cluster bootstrap of the seed-averaged Δ endpoint; the sign-flip p where the endpoint is linear."""
-    result = cluster_bootstrap_difference(_statistic(endpoint, k, positive), y, list(arrays_a), list(arrays_b),
-                                          groups=groups, **boot)
-    result["interval"] = result.pop("method")
-    if endpoint in LINEAR:
-        contributions = np.stack([linear_contributions(endpoint, y, pa, pb, positive, k)
-                                  for pa, pb in zip(preds_a, preds_b, strict=True)])
-        test = sign_flip_test(contributions, groups=groups, n_permutations=n_permutations, seed=boot["seed"])
-        result.update(p_value=test["p_value"], test=SIGN_FLIP, n_permutations=test["n_permutations"])
-    else:
+    """The seed-averaged Δ endpoint: where it is linear, the sign-flip p and the interval inverting it (one sign
+    matrix); otherwise the BCa cluster bootstrap interval and the bootstrap p."""
+    if endpoint not in LINEAR:
+        result = cluster_bootstrap_difference(_statistic(endpoint, k, positive), y, list(arrays_a), list(arrays_b),
+                                              groups=groups, **boot)
+        result["interval"] = result.pop("method")
         result["test"] = "cluster bootstrap (two-sided, percentile)"
-    return result
+        return result
+    statistic = _statistic(endpoint, k, positive)
+    a, b = statistic(y, *arrays_a), statistic(y, *arrays_b)
+    contributions = np.stack([linear_contributions(endpoint, y, pa, pb, positive, k)
+                              for pa, pb in zip(preds_a, preds_b, strict=True)])
+    flips = {"groups": groups, "n_permutations": n_permutations, "seed": boot["seed"]}
+    test = sign_flip_test(contributions, **flips)
+    low, high = sign_flip_interval(contributions, linear_weights(endpoint, y, positive, k), **flips,
+                                   confidence=boot["confidence"])
+    return {"a": a, "b": b, "difference": b - a, "ci_low": low, "ci_high": high, "p_value": test["p_value"],
+            "n_permutations": test["n_permutations"], "n_images": len(y), "n_patients": test["n_patients"],
+            "interval": SIGN_FLIP_INTERVAL, "test": SIGN_FLIP}
 
 
 def compare_predictions(y_true: np.ndarray, probs_a: np.ndarray, pred_a: np.ndarray, probs_b: np.ndarray,
@@ -150,8 +161,10 @@ def pooled_comparison(y_true: np.ndarray, runs_a: Sequence[tuple[np.ndarray, np.
     paired by position (seed s of arm a with seed s of arm b), all on the test images ``y_true (N,)``.
 
     Returns ``{"endpoint", "n_seeds", "n_images", "n_patients", "a", "b", "difference" (b - a, mean over seeds),
-    "ci_low", "ci_high" (BCa cluster bootstrap over patients, each resample re-scoring every seed), "p_value",
-    "test", "interval", "per_seed" (the differences), "mean", "sd" (over seeds)}``.
+    "ci_low", "ci_high", "p_value", "test", "interval", "per_seed" (the differences), "mean", "sd" (over seeds)}``.
+    Balanced accuracy and minority recall: the sign-flip test over patients (a patient's sign shared by every
+    seed) and the interval inverting it; ROC-AUC: BCa cluster bootstrap over patients, each resample re-scoring
+    every seed, and the bootstrap p.
     """
     if not runs_a or len(runs_a) != len(runs_b):
         raise ValueError(f"need the same number (>= 1) of seeds for both arms, got {len(runs_a)} and {len(runs_b)}")

@@ -326,7 +326,7 @@ def comparison_table(rows: Sequence[tuple[str, Mapping, Mapping | None]], baseli
     """Markdown of arms against ``baseline``: ``rows`` are ``(arm, report, comparison or None for the baseline)``.
 
     The headline columns of :func:`headline_table`, then the paired differences arm − baseline on the same test
-    images: Δ balanced accuracy and Δ minority recall ``[95 % CI], p`` (BCa cluster bootstrap, sign-flip p),
+    images: Δ balanced accuracy and Δ minority recall ``[95 % CI], p`` (sign-flip p, the interval its inversion),
     Δ ROC-AUC (DeLong's or Obuchowski's clustered test when binary, a bootstrap otherwise) and McNemar's p (exact,
     or Durkalski's clustered version); a note below names the methods used.
     """
@@ -387,10 +387,12 @@ def primary_table(results: Mapping[str, Mapping], holm: Mapping[str, Mapping], e
                      DASH if significant is None else ("yes" if significant else "no")])
         methods = methods or (result.get("interval"), result.get("test"))
     interval, test = methods or (None, None)
+    how = ("each resample re-scoring every seed" if interval and "bootstrap" in interval
+           else "a patient's arms swapped together in every seed")
     note = (f"Primary endpoint, fixed before the run (``primary_endpoint``). Δ = arm − {baseline} on the same test "
             f"images, averaged over the seeds both arms ran (seed s against seed s). Interval: {interval or '—'} "
-            f"over test patients, each resample re-scoring every seed; p: {test or '—'}; Holm's step-down "
-            f"correction across the {k} arm(s) compared.")
+            f"over test patients, {how}; p: {test or '—'}; Holm's step-down correction across the {k} arm(s) "
+            "compared.")
     return _table(header, body) + "\n\n" + note
 
 

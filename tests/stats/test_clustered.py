@@ -26,8 +26,10 @@ from medsynth.stats.clustered import (
     clustered_mcnemar,
     holm,
     linear_contributions,
+    linear_weights,
     obuchowski_auc_variance,
     obuchowski_test,
+    sign_flip_interval,
     sign_flip_test,
 )
 from medsynth.stats.intervals import (
@@ -281,6 +283,173 @@ def test_linear_contributions_sum_to_the_metric_difference():
         linear_contributions("minority_recall", yb, yb, yb, None, 2)
     with pytest.raises(ValueError, match="class indices"):
         linear_contributions("accuracy", yb, yb, yb + 1, 1, 2)
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")  # sklearn, on purpose
+def test_linear_weights_are_the_contribution_weights():
+    rng = np.random.default_rng(3)
+    y = rng.choice([0, 2], 60, p=[0.7, 0.3])  # class 1 of k = 3 absent
+    pa, pb = rng.integers(0, 3, 60), np.where(rng.random(60) < 0.6, y, rng.integers(0, 3, 60))
+    correct = [(pa == y).astype(float), (pb == y).astype(float)]
+    for metric, positive, score in (("balanced_accuracy", None, balanced_accuracy_score),
+                                    ("accuracy", None, accuracy_score),
+                                    ("minority_recall", 2, lambda t, p: recall_score(t == 2, p == 2))):
+        w = linear_weights(metric, y, positive, 3)
+        assert w.shape == (60,) and (w >= 0).all() and w.sum() == pytest.approx(1.0, abs=1e-12), metric
+        assert np.array_equal(linear_contributions(metric, y, pa, pb, positive, 3), w * (correct[1] - correct[0]))
+        for pred, c in zip((pa, pb), correct, strict=True):
+            assert np.sum(w * c) == pytest.approx(score(y, pred), abs=1e-12), metric
+    yb = np.array([1, 1, 0, 0, 0, 0])
+    assert linear_weights("balanced_accuracy", yb, 1, 2).tolist() == pytest.approx([1 / 4] * 2 + [1 / 8] * 4)
+    assert linear_weights("minority_recall", yb, 1, 2).tolist() == [0.5, 0.5, 0, 0, 0, 0]
+    with pytest.raises(ValueError, match="unknown metric"):
+        linear_weights("f1", yb, 1, 2)
+    with pytest.raises(ValueError, match="positive"):
+        linear_weights("minority_recall", yb, 3, 4)
+    with pytest.raises(ValueError, match="class indices"):
+        linear_weights("accuracy", yb + 1, 1, 2)
+
+
+# ---------------------------------------------------------------- sign-flip interval (the test inverted)
+
+def _paired_calls(rng, n_patients: int, advantage: float = 0.0, continuous: bool = False):
+    """``(differences (N,), weights (N,), groups (N,))``: balanced-accuracy contributions of two arms on 1-3 images
+    per patient (some mixed), or, ``continuous``, normal contributions with random positive weights."""
+    sizes = rng.integers(1, 4, n_patients)
+    groups = np.repeat(np.arange(n_patients), sizes)
+    n = len(groups)
+    if continuous:
+        w = rng.random(n) + 0.1
+        w /= w.sum()
+        return w * (advantage + rng.normal(0, 1, n) + rng.normal(0, 1, n_patients)[groups]), w, groups
+    y = (rng.random(n) < 0.25).astype(int)
+    y[:2] = [0, 1]
+    p = 0.65 + rng.normal(0, 0.1, n_patients)[groups]
+    pa = np.where(rng.random(n) < p, y, 1 - y)
+    pb = np.where(rng.random(n) < p + advantage, y, 1 - y)
+    return (linear_contributions("balanced_accuracy", y, pa, pb, 1, 2), linear_weights("balanced_accuracy", y, 1, 2),
+            groups)
+
+
+def _closed_form_interval(d, w, groups, n_permutations, seed, confidence):
+    """The inversion's ends solved exactly: sign vector r is extreme at δ on [min(δ1, δ2), max(δ1, δ2)], the roots
+    δ1 = (T - a_r)/(U - b_r), δ2 = (T + a_r)/(U + b_r) of (a_r - δ b_r)² = (T - δ U)²; the acceptance region
+    {p > α} is where at least m of these intervals hold δ, m the least count with (1 + m)/(1 + R) > α."""
+    codes, g, _ = clustered._patients(groups, len(d))
+    sums, wsums = np.bincount(codes, weights=d, minlength=g), np.bincount(codes, weights=w, minlength=g)
+    a, b = clustered._sign_projections([sums, wsums], n_permutations, seed)
+    t, u = d.sum(), w.sum()
+    with np.errstate(divide="ignore"):
+        roots = np.stack([(t - a) / (u - b), (t + a) / (u + b)])
+    m = next(m for m in range(n_permutations + 1) if (1 + m) / (1 + n_permutations) > 1 - confidence + 1e-12)
+    return np.sort(roots.min(0))[m - 1], np.sort(roots.max(0))[::-1][m - 1]
+
+
+def test_sign_flip_interval_against_the_closed_form_ends():
+    rng = np.random.default_rng(11)
+    for case in range(40):
+        d, w, groups = _paired_calls(rng, 40, advantage=0.1 * (case % 4), continuous=case % 2 == 1)
+        low, high = sign_flip_interval(d, w, groups, n_permutations=499, seed=case)
+        exact_low, exact_high = _closed_form_interval(d, w, groups, 499, case, 0.95)
+        assert exact_low - 1e-6 <= low <= exact_low + 1e-12 and exact_high - 1e-12 <= high <= exact_high + 1e-6
+        assert low < d.sum() < high
+
+
+def test_sign_flip_interval_inverts_the_test():
+    """0 lies outside the interval iff the sign-flip test (same seed and R) has p ≤ α; every δ inside is accepted by
+    the test of the shifted contributions, every δ outside rejected. (S, N) over seeds: shift every seed.
+
+    With 0/1 calls an end of the acceptance region often falls exactly on 0 (a sign vector with |T*| = |T|, counted
+    as extreme): 0 is then accepted, and the end, rounded outward, lies within 1e-6 below 0 (or above)."""
+    rng = np.random.default_rng(12)
+    on_the_boundary, disagree = 0, []
+    for case in range(300):
+        d, w, groups = _paired_calls(rng, int(rng.integers(15, 60)), advantage=float(rng.uniform(0, 0.25)),
+                                     continuous=case % 3 == 0)
+        if case % 5 == 0:  # three seeds on the same images
+            d = np.stack([d, rng.permutation(d), d * rng.choice([-1, 1], len(d))])
+        confidence, r = (0.95, 199) if case % 2 else (0.9, 99)  # α (1 + R) = 10: p = 0.1 exactly is attainable
+        low, high = sign_flip_interval(d, w, groups, r, seed=case, confidence=confidence)
+        p = sign_flip_test(d, groups, r, seed=case)["p_value"]
+        on_the_boundary += min(abs(low), abs(high)) < 1e-6
+        if (not low <= 0 <= high) != (p <= 1 - confidence + 1e-12):
+            disagree.append(case)
+        shifts = np.array([low - 1e-6, low + 2e-6, 0.5 * (low + high), high - 2e-6, high + 1e-6])
+        shifted = [sign_flip_test(d - delta * w, groups, r, seed=case)["p_value"] > 1 - confidence + 1e-12
+                   for delta in shifts]
+        assert shifted == [False, True, True, True, False], (case, low, high)
+    assert disagree == [] and on_the_boundary > 0, (disagree, on_the_boundary)
+
+
+def test_sign_flip_p_is_monotone_on_each_side_of_the_estimate():
+    rng = np.random.default_rng(13)
+    for continuous in (False, True):
+        d, w, groups = _paired_calls(rng, 30, advantage=0.1, continuous=continuous)
+        low, high = sign_flip_interval(d, w, groups, 999, seed=1)
+        estimate = d.sum()
+        grid = np.concatenate([np.linspace(estimate - 2.1 * (estimate - low), estimate, 81),
+                               np.linspace(estimate, estimate + 2.1 * (high - estimate), 81)[1:]])
+        p = np.array([sign_flip_test(d - delta * w, groups, 999, seed=1)["p_value"] for delta in grid])
+        assert np.all(np.diff(p[:81]) >= 0) and np.all(np.diff(p[80:]) <= 0) and p[80] == 1.0
+        assert p[0] <= 0.05 and p[-1] <= 0.05
+        assert np.array_equal(p > 0.05 + 1e-12, (grid >= low) & (grid <= high))
+
+
+def test_sign_flip_interval_without_groups_equals_singletons_and_is_order_invariant():
+    rng = np.random.default_rng(14)
+    d, w, groups = _paired_calls(rng, 50, advantage=0.1)
+    plain = sign_flip_interval(d, w, None, 999, seed=3)
+    assert sign_flip_interval(d, w, [f"id{i}" for i in range(len(d))], 999, seed=3) == plain
+    clustered_ci = sign_flip_interval(d, w, groups, 999, seed=3)
+    assert clustered_ci != plain
+    # images reordered within patients, or moved later, keep the patients' order of first appearance: same signs
+    first = np.unique(groups, return_index=True)[1]
+    rest = np.setdiff1d(np.arange(len(d)), first)
+    order = np.concatenate([first, rng.permutation(rest)])
+    assert sign_flip_interval(d[order], w[order], groups[order], 999, seed=3) == pytest.approx(clustered_ci, abs=1e-9)
+    # any order: another draw of sign vectors, the same interval up to Monte-Carlo error
+    shuffled = rng.permutation(len(d))
+    ends = np.array([sign_flip_interval(d, w, groups, 20_000, seed=4),
+                     sign_flip_interval(d[shuffled], w[shuffled], groups[shuffled], 20_000, seed=4)])
+    assert ends[0] == pytest.approx(ends[1], abs=0.01)
+
+
+def test_sign_flip_interval_over_seeds_is_the_interval_of_the_seed_mean():
+    rng = np.random.default_rng(15)
+    d, w, groups = _paired_calls(rng, 40, advantage=0.1, continuous=True)
+    seeds = np.stack([d, d + w * rng.normal(0, 1, len(d)), d - w * rng.normal(0, 1, len(d))])
+    by_seed = sign_flip_interval(seeds, w, groups, 999, seed=2)
+    assert by_seed == pytest.approx(sign_flip_interval(seeds.mean(0), w, groups, 999, seed=2), abs=2e-6)
+    assert by_seed[0] < seeds.sum(1).mean() < by_seed[1]
+
+
+def test_sign_flip_interval_narrows_as_patients_are_added():
+    rng = np.random.default_rng(16)
+    d, w, groups = _paired_calls(rng, 40, advantage=0.1)
+    low, high = sign_flip_interval(d, w, groups, 1999, seed=5)
+    tiled = np.tile(d, 4) / 4, np.tile(w, 4) / 4, np.concatenate([groups + 1000 * i for i in range(4)])
+    low4, high4 = sign_flip_interval(*tiled, n_permutations=1999, seed=5)
+    assert low4 < d.sum() < high4 and (high4 - low4) / (high - low) == pytest.approx(0.5, abs=0.08)  # 1 / √4
+
+
+def test_sign_flip_interval_unbounded_and_bad_input(caplog):
+    d, w = np.array([0.1, -0.05, 0.2, 0.15]), np.full(4, 0.25)
+    with caplog.at_level(logging.WARNING, logger="medsynth.stats.clustered"):
+        assert sign_flip_interval(d, w, None, 999) == (-np.inf, np.inf)  # 4 patients: p ≥ 2/16
+    assert "unbounded" in caplog.text
+    rng = np.random.default_rng(17)
+    d, w, groups = _paired_calls(rng, 40)
+    assert sign_flip_interval(d, w, groups, n_permutations=9) == (-np.inf, np.inf)  # p ≥ 1/10
+    same = sign_flip_interval(np.zeros(len(w)), w, groups, 999)  # identical arms: only δ = 0 is accepted
+    assert same[0] <= 0 <= same[1] and same[1] - same[0] < 2e-6
+    with pytest.raises(ValueError, match="sum to 1"):
+        sign_flip_interval(d, w * 2, groups)
+    with pytest.raises(ValueError, match=">= 0"):
+        sign_flip_interval(d, np.where(np.arange(len(w)) == 0, -w, w * 1.0) / np.sum(np.abs(w)), groups)
+    with pytest.raises(ValueError, match="confidence"):
+        sign_flip_interval(d, w, groups, confidence=1.0)
+    with pytest.raises(ValueError):
+        sign_flip_interval(d[:-1], w, groups)
 
 
 # ---------------------------------------------------------------- Obuchowski

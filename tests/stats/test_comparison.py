@@ -11,6 +11,7 @@ from scipy import stats as sps
 from sklearn.metrics import average_precision_score, balanced_accuracy_score, recall_score, roc_auc_score
 
 from medsynth.stats.classification import classification_report
+from medsynth.stats.clustered import linear_contributions, linear_weights, sign_flip_interval, sign_flip_test
 from medsynth.stats.comparison import (
     aggregate_seeds,
     compare_predictions,
@@ -65,7 +66,8 @@ def test_compare_binary_arms_equals_sklearn_and_delong():
     ba = out["balanced_accuracy"]
     assert ba["difference"] == pytest.approx(balanced_accuracy_score(y, pred_b) - balanced_accuracy_score(y, pred_a))
     assert ba["ci_low"] <= ba["difference"] <= ba["ci_high"]
-    assert "sign-flip" in ba["test"] and "BCa" in ba["interval"]
+    assert "sign-flip" in ba["test"] and ba["interval"] == "sign-flip test inversion"
+    assert "BCa" in out["pr_auc"]["interval"]
     assert out["minority_recall"]["a"] == pytest.approx(recall_score(y, pred_a))
     assert out["pr_auc"]["b"] == pytest.approx(average_precision_score(y, probs_b[:, 1]))
     hit = y == 1
@@ -90,7 +92,8 @@ def test_clustered_comparison_uses_patient_methods():
     assert out["n_images"] == 120 and out["n_patients"] == len(set(groups)) < 120
     assert "Durkalski" in out["mcnemar"]["method"]
     assert "Obuchowski" in out["roc_auc"]["method"]
-    assert out["balanced_accuracy"]["interval"].startswith("cluster bootstrap")
+    assert out["balanced_accuracy"]["interval"] == "sign-flip test inversion"
+    assert out["pr_auc"]["interval"].startswith("cluster bootstrap")
     # the point estimates do not depend on how the images are grouped
     plain = compare_predictions(y, probs_a, pred_a, probs_b, pred_b, positive=1, n_resamples=150, n_permutations=499)
     for key in ("balanced_accuracy", "minority_recall", "pr_auc"):
@@ -132,6 +135,13 @@ def test_pooled_comparison_averages_the_seeds():
     assert out["n_seeds"] == 2 and out["n_patients"] == len(set(groups))
     assert out["ci_low"] <= out["difference"] <= out["ci_high"]
     assert 0 < out["p_value"] <= 1 and "sign-flip" in out["test"]
+    # the interval inverts the test: the seeds' contributions, a patient's sign shared by all seeds
+    contributions = np.stack([linear_contributions("balanced_accuracy", y, qa, qb, 1, 2)
+                              for qa, qb in ((qa0, qb0), (qa1, qb1))])
+    weights = linear_weights("balanced_accuracy", y, 1, 2)
+    assert (out["ci_low"], out["ci_high"]) == sign_flip_interval(contributions, weights, groups, 999, seed=0)
+    assert out["p_value"] == sign_flip_test(contributions, groups, 999, seed=0)["p_value"]
+    assert (not out["ci_low"] <= 0 <= out["ci_high"]) == (out["p_value"] <= 0.05)
     auc = pooled_comparison(y, [(pa0, qa0), (pa1, qa1)], [(pb0, qb0), (pb1, qb1)], endpoint="roc_auc", positive=1,
                             groups=groups, n_resamples=100)
     expected = np.mean([roc_auc_score(y, pb0[:, 1]) - roc_auc_score(y, pa0[:, 1]),

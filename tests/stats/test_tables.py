@@ -44,14 +44,16 @@ def _report(bacc=0.7, recall=0.667, auc=0.81, ap=0.45, threshold=0.41) -> dict:
 
 def _comparison() -> dict:
     paired = {"a": 0.7, "b": 0.76, "difference": 0.06, "ci_low": -0.02, "ci_high": 0.14, "p_value": 0.15,
-              "n_resamples": 1000, "interval": "cluster bootstrap (BCa)", "test": "paired sign-flip test"}
+              "n_permutations": 10000, "interval": "sign-flip test inversion", "test": "paired sign-flip test"}
     return {
         "mcnemar": {"b": 9, "c": 3, "n": 120, "p_value": 0.146, "method": "exact McNemar"},
         "roc_auc": {"auc_a": 0.81, "auc_b": 0.86, "difference": 0.05, "ci_low": -0.01, "ci_high": 0.11, "z": 1.6,
                     "p_value": 0.11, "method": "Obuchowski clustered"},
         "balanced_accuracy": paired,
         "minority_recall": {**paired, "difference": 0.111, "ci_low": 0.0, "ci_high": 0.222, "p_value": 0.0004},
-        "pr_auc": {**paired, "difference": -0.03, "ci_low": -0.1, "ci_high": 0.04, "p_value": 0.5},
+        "pr_auc": {"a": 0.45, "b": 0.42, "difference": -0.03, "ci_low": -0.1, "ci_high": 0.04, "p_value": 0.5,
+                   "n_resamples": 1000, "interval": "cluster bootstrap (BCa)",
+                   "test": "cluster bootstrap (two-sided, percentile)"},
     }
 
 
@@ -216,8 +218,8 @@ def test_comparison_table():
                          "+0.050 [-0.010, +0.110], p = 0.110", "0.146"]
     note = text.split("\n\n")[1]
     assert note.startswith("Δ = arm − real")
-    for method in ("cluster bootstrap (BCa)", "paired sign-flip test", "Obuchowski clustered", "exact McNemar",
-                   "not corrected for multiplicity"):
+    for method in ("sign-flip test inversion interval", "paired sign-flip test", "Obuchowski clustered",
+                   "exact McNemar", "not corrected for multiplicity"):
         assert method in note, method
 
 
@@ -234,10 +236,10 @@ def test_comparison_table_without_minority_recall():
 
 def test_primary_table_holm_and_methods():
     results = {"synthetic": {"n_seeds": 3, "difference": 0.047, "ci_low": 0.003, "ci_high": 0.09, "mean": 0.047,
-                             "sd": 0.036, "p_value": 0.012, "interval": "cluster bootstrap (BCa)",
+                             "sd": 0.036, "p_value": 0.012, "interval": "sign-flip test inversion",
                              "test": "paired sign-flip randomisation test over patients"},
                "rebalance": {"n_seeds": 3, "difference": -0.012, "ci_low": -0.08, "ci_high": 0.05, "mean": -0.012,
-                             "sd": 0.07, "p_value": 0.6, "interval": "cluster bootstrap (BCa)",
+                             "sd": 0.07, "p_value": 0.6, "interval": "sign-flip test inversion",
                              "test": "paired sign-flip randomisation test over patients"}}
     holm = {"synthetic": {"p_holm": 0.024, "significant": True, "k": 2},
             "rebalance": {"p_holm": 0.6, "significant": False, "k": 2}}
@@ -248,7 +250,12 @@ def test_primary_table_holm_and_methods():
     assert _cells(lines[2]) == ["synthetic", "3", "+0.047 [+0.003, +0.090]", "+0.047 ± 0.036", "0.012", "0.024",
                                 "yes"]
     assert _cells(lines[3])[-1] == "no"
-    assert "cluster bootstrap (BCa)" in text and "sign-flip" in text and "Holm" in text
+    assert "Interval: sign-flip test inversion over test patients, a patient's arms swapped together" in text
+    assert "sign-flip randomisation test" in text and "Holm" in text
+    auc = {name: {**r, "interval": "cluster bootstrap (BCa)", "test": "cluster bootstrap (two-sided, percentile)"}
+           for name, r in results.items()}
+    assert "cluster bootstrap (BCa) over test patients, each resample re-scoring every seed" in \
+        out.primary_table(auc, holm, "ROC-AUC")
 
 
 def test_cohort_power_compute_and_calibration_lines():
