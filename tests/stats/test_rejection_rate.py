@@ -22,16 +22,19 @@ from scipy.special import expit
 
 from medsynth.stats.clustered import linear_contributions, linear_weights, sign_flip_interval, sign_flip_test
 
-# (images, positives) per patient, as the demo test split
+# (images, positives) per patient, as the demo test split (split algorithm 1)
 LAYOUT = [(1, 0)] * 49 + [(2, 0)] * 28 + [(2, 1)] * 7 + [(1, 1)] * 6 + [(2, 2)]
+# the same test split under split algorithm 2 (patients balanced by images per patient): 127 images from 61 patients
+LAYOUT_V2 = ([(1, 0)] * 22 + [(1, 1)] * 2 + [(2, 0)] * 13 + [(2, 1)] * 2 + [(2, 2)] + [(3, 0)] * 9 + [(3, 1)] * 3
+             + [(3, 2)] + [(4, 0)] * 5 + [(4, 1)] * 2 + [(4, 2)])
 N_SIMS, N_PERMUTATIONS, ALPHA = 2000, 999, 0.05
 ADVANTAGE, ADVANTAGE_PATIENT_SD = (0.25, 1.0), 0.5  # arm B's logit + β_y (negatives, positives) + N(0, 0.5²)
 
 
-def _demo_shaped_layout() -> tuple[np.ndarray, np.ndarray]:
+def _demo_shaped_layout(layout: list[tuple[int, int]] = LAYOUT) -> tuple[np.ndarray, np.ndarray]:
     """``(y (127,), groups (127,))``."""
-    groups = np.repeat(np.arange(len(LAYOUT)), [size for size, _ in LAYOUT])
-    y = np.concatenate([[1] * pos + [0] * (size - pos) for size, pos in LAYOUT])
+    groups = np.repeat(np.arange(len(layout)), [size for size, _ in layout])
+    y = np.concatenate([[1] * pos + [0] * (size - pos) for size, pos in layout])
     return y, groups
 
 
@@ -51,10 +54,14 @@ def test_layout_matches_the_demo_split():
     y, groups = _demo_shaped_layout()
     sizes = np.bincount(groups)
     assert (len(y), len(sizes), y.sum(), (sizes[groups] >= 2).sum()) == (127, 91, 15, 72)
+    y, groups = _demo_shaped_layout(LAYOUT_V2)
+    sizes = np.bincount(groups)
+    assert (len(y), len(sizes), y.sum(), len(np.unique(groups[y == 1]))) == (127, 61, 15, 12)
 
 
-def test_sign_flip_over_patients_holds_its_size():
-    y, groups = _demo_shaped_layout()
+@pytest.mark.parametrize("layout", [LAYOUT, LAYOUT_V2], ids=["split1", "split2"])
+def test_sign_flip_over_patients_holds_its_size(layout):
+    y, groups = _demo_shaped_layout(layout)
     rng = np.random.default_rng(20240601)
     rejected = 0
     for sim in range(N_SIMS):
