@@ -266,9 +266,11 @@ def run_baselines(datalist: dict | str | os.PathLike, out_dir: str | os.PathLike
                          result["report"], extra=extra, title=f"Baseline {name}, {kind} features")
             results[tag] = result
     rows = [(tag, result["report"]) for tag, result in results.items()]
+    n_test_patients = next(iter(results.values()))["report"]["n_patients"] if results else len(data.y_test)
     summary = (f"# Classic baselines\n\nTrained on {len(data.y_train)} images ({counts}), pixels at "
                f"{image_size} x {image_size}, PCA up to {pca_components} components, seed {seed}; threshold chosen "
-               f"on validation, scored on the test split ({len(data.y_test)} images).\n\n"
+               f"on validation, scored on the test split ({len(data.y_test)} images from {n_test_patients} "
+               "patients; intervals with the patient as the unit).\n\n"
                f"{outputs.headline_table(rows)}\n")
     atomic_write_text(out_dir / "baselines.md", summary)
     return results
