@@ -55,6 +55,7 @@ ENDPOINTS = ("balanced_accuracy", "minority_recall", "roc_auc")
 ENDPOINT_NAMES = {"balanced_accuracy": "balanced accuracy", "minority_recall": "minority recall",
                   "roc_auc": "ROC-AUC"}
 LINEAR = ("balanced_accuracy", "minority_recall")  # tested by the sign-flip test
+NO_DISCORDANCE = "none: no image's call differs between the arms"
 SIGN_FLIP = "paired sign-flip randomisation test over patients"
 SIGN_FLIP_INTERVAL = "sign-flip test inversion"
 
@@ -102,11 +103,16 @@ def _difference(endpoint: str, y: np.ndarray, groups: np.ndarray | None, arrays_
                               for pa, pb in zip(preds_a, preds_b, strict=True)])
     flips = {"groups": groups, "n_permutations": n_permutations, "seed": boot["seed"]}
     test = sign_flip_test(contributions, **flips)
-    low, high = sign_flip_interval(contributions, linear_weights(endpoint, y, positive, k), **flips,
-                                   confidence=boot["confidence"])
+    interval = SIGN_FLIP_INTERVAL
+    if np.any(contributions != 0):
+        low, high = sign_flip_interval(contributions, linear_weights(endpoint, y, positive, k), **flips,
+                                       confidence=boot["confidence"])
+    else:  # no call differs: the shift model would call any Δ ≠ 0 impossible, an interval of width 0
+        low = high = float("nan")
+        interval = NO_DISCORDANCE
     return {"a": a, "b": b, "difference": b - a, "ci_low": low, "ci_high": high, "p_value": test["p_value"],
             "n_permutations": test["n_permutations"], "n_images": len(y), "n_patients": test["n_patients"],
-            "interval": SIGN_FLIP_INTERVAL, "test": SIGN_FLIP}
+            "interval": interval, "test": SIGN_FLIP}
 
 
 def compare_predictions(y_true: np.ndarray, probs_a: np.ndarray, pred_a: np.ndarray, probs_b: np.ndarray,

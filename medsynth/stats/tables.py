@@ -397,14 +397,21 @@ def primary_table(results: Mapping[str, Mapping], holm: Mapping[str, Mapping], e
 
 
 def power_line(power: Mapping | None, arm: str, endpoint: str = "minority recall") -> str:
-    """One sentence: the smallest Δ minority recall this test set detects with 80 % power (or ``""``)."""
+    """One sentence: the smallest Δ minority recall this test set detects with 80 % power (or ``""``).
+
+    ``arm`` ``"design"``: the statement of the test set (ψ from independent errors at the baseline's recall);
+    another name: with the discordance observed between that arm and the baseline."""
     if not power or power.get("mdd_images") is None:
         return ""
-    psi = power.get("discordance")
-    return (f"Power ({arm}): with {power['positive_images']} minority test images from {power['positive_patients']} "
-            f"patients and ψ = {_num(psi)} ({power.get('discordance_from')}), the smallest Δ {endpoint} detectable "
-            f"with {power['power']:.0%} power at two-sided α = {power['alpha']:g} (McNemar, Connor 1987) is "
-            f"±{_num(power['mdd_images'])} (±{_num(power.get('mdd_patients'))} if a patient's images count once).")
+    psi = _num(power.get("discordance"))
+    what = (f"ψ = {psi}, {power.get('discordance_from')}" if arm == "design" else
+            f"ψ = {psi}, the share of minority images on which {arm} and the baseline disagree; optimistic when "
+            "few disagree")
+    who = "Power of the design" if arm == "design" else f"Power ({arm})"
+    return (f"{who}: with {power['positive_images']} minority test images from {power['positive_patients']} "
+            f"patients ({what}), the smallest Δ {endpoint} detectable with {power['power']:.0%} power at two-sided "
+            f"α = {power['alpha']:g} (McNemar, Connor 1987) is ±{_num(power['mdd_images'])} "
+            f"(±{_num(power.get('mdd_patients'))} if a patient's images count once).")
 
 
 CALIBRATION = (("brier", "Brier score"), ("calibration_slope", "calibration slope"),

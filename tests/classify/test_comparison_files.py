@@ -68,7 +68,11 @@ def test_primary_endpoint_pooled_over_seeds_with_holm(tmp_path):
     assert primary["synthetic"]["k"] == 2
     assert set(result["seeds"]) == {"0", "1"} and set(result["seeds"]["0"]) == {"synthetic", "rebalance"}
     assert "Obuchowski" in result["seeds"]["0"]["synthetic"]["roc_auc"]["method"]
-    assert result["power"]["synthetic"]["positive_images"] == 12
+    design = result["power"]["design"]
+    assert design["positive_images"] == 12 and design["discordance_from"].startswith("independent errors")
+    real_recall = json.loads((tmp_path / "real" / "seed_0" / "train" / "metrics.json").read_text())[
+        "metrics"]["recall/malignant"]["value"]
+    assert design["discordance"] == pytest.approx(2 * real_recall * (1 - real_recall))
     text = (tmp_path / "comparison.md").read_text()
     assert "Test split: 80 images from 50 patients; malignant (the minority class): 12 images" in text
     assert "## Primary endpoint: Δ balanced accuracy vs real" in text

@@ -208,3 +208,13 @@ def test_aggregate_seeds():
     single = aggregate_seeds(reports[:1])["mcc"]
     assert single["sd"] is None and single["mean"] == reports[0]["metrics"]["mcc"]["value"]
     json.dumps(agg, allow_nan=False)
+
+
+def test_no_discordant_call_gives_no_interval_rather_than_a_zero_width_one():
+    y, probs_a, pred_a, _, _ = _two_arms(60, seed=2)
+    out = compare_predictions(y, probs_a, pred_a, probs_a, pred_a, positive=1, groups=_patients(60),
+                              n_resamples=50, n_permutations=199)
+    for key in ("balanced_accuracy", "minority_recall"):
+        entry = out[key]
+        assert entry["difference"] == 0 and entry["p_value"] == 1.0
+        assert entry["ci_low"] is None and entry["ci_high"] is None and entry["interval"].startswith("none")

@@ -267,6 +267,9 @@ def test_cohort_power_compute_and_calibration_lines():
              "alpha": 0.05, "power": 0.8, "mdd_images": 0.312, "mdd_patients": 0.334}
     line = out.power_line(power, "synthetic")
     assert "15 minority test images from 13 patients" in line and "±0.312" in line and "±0.334" in line
+    assert line.startswith("Power (synthetic)") and "disagree" in line
+    design = out.power_line(power | {"discordance_from": "independent errors at the baseline's recall"}, "design")
+    assert design.startswith("Power of the design") and "independent errors" in design
     assert out.power_line(None, "synthetic") == ""
     same = {"real": {"steps_per_epoch": 33, "optimizer_steps": 330}, "synthetic": {"steps_per_epoch": 33}}
     assert "every arm 33 optimiser steps per epoch" in out.compute_line(same)
