@@ -473,7 +473,8 @@ def _synthetic_provenance(runs: dict[str, dict[int, Path]]) -> dict[str, str]:
 def _seed_aggregates(loaded: dict[str, dict[int, dict]]) -> dict[str, dict]:
     if max(len(seeds) for seeds in loaded.values()) < 2:
         return {}
-    return {name: cmp.aggregate_seeds([run["report"] for run in seeds.values()]) for name, seeds in loaded.items()}
+    order = sorted(loaded, key=lambda name: name != BASELINE)  # the baseline first, then the arms as found
+    return {name: cmp.aggregate_seeds([run["report"] for run in loaded[name].values()]) for name in order}
 
 
 def _load_run(folder: Path) -> dict:

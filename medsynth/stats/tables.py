@@ -209,6 +209,8 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[object]], align: Seque
 def _num(value: float | None, signed: bool = False) -> str:
     if value is None or not math.isfinite(value):
         return DASH
+    if abs(value) < 0.0005:  # what rounds to zero is shown as zero, never "-0.000"
+        value = 0.0
     return f"{value:+.3f}" if signed else f"{value:.3f}"
 
 

@@ -347,3 +347,9 @@ def test_write_tensorboard(tmp_path):
         (event,) = events.Scalars(tag)
         assert event.step == 3 and event.value == pytest.approx(value, rel=1e-6)
     assert out.write_tensorboard(None, report, prefix="test") == 0
+
+
+def test_numbers_that_round_to_zero_have_no_sign():
+    entry = {"difference": 0.0, "ci_low": -1e-9, "ci_high": 0.25, "p_value": 1.0}
+    assert out._delta(entry) == "+0.000 [+0.000, +0.250], p = 1.000"
+    assert out._num(-0.0004) == "0.000" and out._num(-0.0006) == "-0.001"
