@@ -54,3 +54,19 @@ class FakeTTY(io.StringIO):
 
     def isatty(self) -> bool:
         return True
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``logits (N, K)``."""
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def tied_scores(n: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(y (n,), probs (n, k))``: labels with every class present and integer-logit softmax scores (many ties),
+    mildly informative."""
+    rng = np.random.default_rng(seed)
+    y = np.r_[np.arange(k), rng.choice(k, n - k, p=np.r_[0.2, np.full(k - 1, 0.8 / (k - 1))])]
+    logits = rng.integers(0, 4, (n, k)).astype(float)
+    logits[np.arange(n), y] += rng.integers(0, 3, n)
+    return y, softmax(logits)

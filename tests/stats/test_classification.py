@@ -28,20 +28,7 @@ from medsynth.stats.classification import (
     classification_report,
     predict_labels,
 )
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
-
-
-def _data(n: int, k: int, seed: int):
-    """Labels with every class present and integer-logit softmax scores (many ties), mildly informative."""
-    rng = np.random.default_rng(seed)
-    y = np.r_[np.arange(k), rng.choice(k, n - k, p=np.r_[0.2, np.full(k - 1, 0.8 / (k - 1))])]
-    logits = rng.integers(0, 4, (n, k)).astype(float)
-    logits[np.arange(n), y] += rng.integers(0, 3, n)
-    return y, _softmax(logits)
+from tests.helpers import tied_scores
 
 
 def _bacc(y, p, t):
@@ -72,7 +59,7 @@ def _assert_per_class(report, y, pred, classes):
 
 @pytest.mark.parametrize("positive,threshold", [(1, None), (1, 0.3), (0, 0.45)])
 def test_binary_report_equals_sklearn(positive, threshold):
-    y, probs = _data(150, 2, seed=positive)
+    y, probs = tied_scores(150, 2, seed=positive)
     report = classification_report(y, probs, ["benign", "malignant"], positive=positive, threshold=threshold,
                                    n_resamples=200)
     other = 1 - positive
@@ -98,7 +85,7 @@ def test_binary_report_equals_sklearn(positive, threshold):
 
 
 def test_multiclass_report_equals_sklearn():
-    y, probs = _data(120, 3, seed=7)
+    y, probs = tied_scores(120, 3, seed=7)
     classes = ["nevus", "melanoma", "bcc"]
     report = classification_report(y, probs, classes, n_resamples=200, seed=1)
     pred, m = probs.argmax(1), report["metrics"]
@@ -139,7 +126,7 @@ def _clustered(n: int, seed: int = 0) -> np.ndarray:
 
 
 def test_one_image_per_patient_gives_the_image_level_report():
-    y, probs = _data(120, 2, seed=7)
+    y, probs = tied_scores(120, 2, seed=7)
     plain = classification_report(y, probs, ["benign", "malignant"], threshold=0.4, n_resamples=150)
     ids = classification_report(y, probs, ["benign", "malignant"], threshold=0.4, n_resamples=150,
                                 groups=[f"id{i}" for i in range(len(y))])
@@ -151,7 +138,7 @@ def test_one_image_per_patient_gives_the_image_level_report():
 
 
 def test_patients_with_several_images_are_resampled_as_units():
-    y, probs = _data(150, 2, seed=3)
+    y, probs = tied_scores(150, 2, seed=3)
     groups = _clustered(150)
     report = classification_report(y, probs, ["benign", "malignant"], threshold=0.4, n_resamples=200, groups=groups)
     plain = classification_report(y, probs, ["benign", "malignant"], threshold=0.4, n_resamples=200)
@@ -168,7 +155,7 @@ def test_patients_with_several_images_are_resampled_as_units():
 def test_binary_report_has_calibration_and_fixed_specificity():
     from sklearn.metrics import brier_score_loss
 
-    y, probs = _data(200, 2, seed=4)
+    y, probs = tied_scores(200, 2, seed=4)
     report = classification_report(y, probs, ["benign", "malignant"], threshold=0.5, n_resamples=150)
     m = report["metrics"]
     assert m["brier"]["value"] == pytest.approx(brier_score_loss(y, probs[:, 1]))
@@ -177,7 +164,7 @@ def test_binary_report_has_calibration_and_fixed_specificity():
     t = neg[int(np.ceil(0.9 * len(neg))) - 1]  # the smallest score with >= 90 % of negatives at or below it
     assert m["sensitivity_at_specificity_0.90"]["value"] == pytest.approx(np.mean(probs[y == 1, 1] > t))
     assert sum(report["reliability"]["count"]) == 200
-    three = classification_report(*_data(90, 3, seed=1), ["a", "b", "c"], n_resamples=50)
+    three = classification_report(*tied_scores(90, 3, seed=1), ["a", "b", "c"], n_resamples=50)
     assert "brier" not in three["metrics"] and three["reliability"] is None
 
 
@@ -195,7 +182,7 @@ def test_all_negative_classifier_and_undefined_proportions():
 
 
 def test_report_rejects_bad_input():
-    y, probs = _data(20, 3, seed=0)
+    y, probs = tied_scores(20, 3, seed=0)
     with pytest.raises(ValueError, match="class names"):
         classification_report(y, probs, ["a", "b"])
     with pytest.raises(ValueError, match="N = len"):

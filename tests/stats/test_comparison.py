@@ -20,25 +20,12 @@ from medsynth.stats.comparison import (
     power_statement,
 )
 from medsynth.stats.intervals import delong_test, exact_mcnemar
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
-
-
-def _data(n: int, k: int, seed: int):
-    """Labels with every class present and integer-logit softmax scores (many ties), mildly informative."""
-    rng = np.random.default_rng(seed)
-    y = np.r_[np.arange(k), rng.choice(k, n - k, p=np.r_[0.2, np.full(k - 1, 0.8 / (k - 1))])]
-    logits = rng.integers(0, 4, (n, k)).astype(float)
-    logits[np.arange(n), y] += rng.integers(0, 3, n)
-    return y, _softmax(logits)
+from tests.helpers import softmax, tied_scores
 
 
 def _two_arms(n: int = 120, seed: int = 3):
-    y, probs_a = _data(n, 2, seed=seed)
-    _, probs_b = _data(n, 2, seed=seed + 6)
+    y, probs_a = tied_scores(n, 2, seed=seed)
+    _, probs_b = tied_scores(n, 2, seed=seed + 6)
     return y, probs_a, probs_a.argmax(1), probs_b, (probs_b[:, 1] >= 0.4).astype(int)
 
 
@@ -101,7 +88,7 @@ def test_clustered_comparison_uses_patient_methods():
 
 
 def test_compare_identical_multiclass_arms():
-    y, probs = _data(90, 3, seed=5)
+    y, probs = tied_scores(90, 3, seed=5)
     pred = probs.argmax(1)
     out = compare_predictions(y, probs, pred, probs, pred, positive=1, n_resamples=100, n_permutations=199)
     assert out["mcnemar"]["p_value"] == 1.0
@@ -117,12 +104,12 @@ def _scores(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     logits = rng.integers(0, 4, (len(y), 2)).astype(float)
     logits[np.arange(len(y)), y] += rng.integers(0, 3, len(y))
-    probs = _softmax(logits)
+    probs = softmax(logits)
     return probs, (probs[:, 1] >= 0.4).astype(int)
 
 
 def test_pooled_comparison_averages_the_seeds():
-    y = _data(100, 2, seed=1)[0]
+    y = tied_scores(100, 2, seed=1)[0]
     (pa0, qa0), (pa1, qa1), (pb0, qb0), (pb1, qb1) = (_scores(y, s) for s in (10, 11, 20, 21))
     groups = _patients(len(y), seed=3)
     out = pooled_comparison(y, [(pa0, qa0), (pa1, qa1)], [(pb0, qb0), (pb1, qb1)], positive=1, groups=groups,
@@ -197,7 +184,7 @@ def test_power_statement_solves_connors_formula():
 
 
 def test_aggregate_seeds():
-    reports = [classification_report(*_data(60, 2, seed=s), ["a", "b"], n_resamples=50) for s in range(3)]
+    reports = [classification_report(*tied_scores(60, 2, seed=s), ["a", "b"], n_resamples=50) for s in range(3)]
     reports[1]["metrics"]["precision/b"]["value"] = None  # an undefined value is skipped
     agg = aggregate_seeds(reports)
     values = [r["metrics"]["balanced_accuracy"]["value"] for r in reports]
