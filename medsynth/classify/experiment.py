@@ -377,13 +377,7 @@ def write_comparison(output_dir: str | os.PathLike, n_resamples: int = 1000,
     y, groups = first["y"], first["groups"]
     if positive is None and primary_endpoint != "balanced_accuracy":
         raise ValueError(f"primary_endpoint {primary_endpoint!r} needs a binary task; use balanced_accuracy")
-    cohort = {"n": len(y), "n_patients": cls.n_patients(cls.patient_groups(groups, len(y)), len(y)),
-              "positive_class": report.get("positive_class")}
-    if positive is not None:
-        hit = y == positive
-        cohort["positive_images"] = int(hit.sum())
-        cohort["positive_patients"] = (int(hit.sum()) if groups is None
-                                       else len({g or f"image {i}" for i, g in enumerate(groups) if hit[i]}))
+    cohort = {**cmp.cohort(y, positive, groups), "positive_class": report.get("positive_class")}
     boot = {"n_resamples": n_resamples, "n_permutations": n_permutations}
 
     # primary endpoint: one inference per arm, over the seeds both arms ran; Holm across the arms

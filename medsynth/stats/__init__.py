@@ -34,7 +34,8 @@ _EXPORTS = {
     "predict_labels": "classification", "classification_report": "classification",
     "patient_groups": "classification", "n_patients": "classification",
     "ENDPOINTS": "comparison", "compare_predictions": "comparison", "pooled_comparison": "comparison",
-    "holm_adjust": "comparison", "power_statement": "comparison", "aggregate_seeds": "comparison",
+    "holm_adjust": "comparison", "power_statement": "comparison", "cohort": "comparison",
+    "aggregate_seeds": "comparison",
     "LINEAR_METRICS": "clustered", "cluster_bootstrap_indices": "clustered",
     "cluster_jackknife_indices": "clustered", "bca_interval": "clustered",
     "cluster_bootstrap_interval": "clustered", "cluster_bootstrap_difference": "clustered",
@@ -42,7 +43,8 @@ _EXPORTS = {
     "sign_flip_interval": "clustered", "obuchowski_auc_variance": "clustered",
     "obuchowski_test": "clustered", "auc_interval": "clustered", "auc_difference_test": "clustered",
     "clustered_mcnemar": "clustered", "holm": "clustered",
-    "brier_score": "calibration", "calibration_slope_intercept": "calibration", "reliability_bins": "calibration",
+    "brier_score": "calibration", "calibration_slope_intercept": "calibration", "calibration_slope": "calibration",
+    "calibration_intercept": "calibration", "reliability_bins": "calibration",
     "sensitivity_at_specificity": "calibration", "min_detectable_difference": "calibration",
 }
 

@@ -85,23 +85,43 @@ def _newton_logistic(x: np.ndarray, y: np.ndarray, offset: np.ndarray, max_iter:
     return None
 
 
+def _logit_predictions(y01: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(y (N,), logit(p) (N,))`` with ``p`` clipped to [1e-7, 1 - 1e-7]."""
+    y, q = _labels_probs(y01, p)
+    return y, special.logit(np.clip(q, _EPS, 1.0 - _EPS))
+
+
+def calibration_slope(y01: np.ndarray, p: np.ndarray, *, warn: bool = True) -> float:
+    """Cox's calibration slope: the coefficient of logit(p) in a logistic regression of ``y01`` on it; nan (with a
+    logged warning unless ``warn`` is False) when the Newton-Raphson fit does not converge."""
+    y, lp = _logit_predictions(y01, p)
+    fit = _newton_logistic(np.column_stack([np.ones(len(y)), lp]), y, np.zeros(len(y)))
+    if fit is None:
+        if warn:
+            logger.warning("calibration slope: the logistic fit did not converge (separation?); nan")
+        return float("nan")
+    return float(fit[1])
+
+
+def calibration_intercept(y01: np.ndarray, p: np.ndarray, *, warn: bool = True) -> float:
+    """Calibration-in-the-large: the intercept of a logistic regression of ``y01`` with logit(p) as offset (slope
+    fixed at 1); nan (with a logged warning unless ``warn`` is False) when the fit does not converge."""
+    y, lp = _logit_predictions(y01, p)
+    shift = _newton_logistic(np.ones((len(y), 1)), y, lp)
+    if shift is None:
+        if warn:
+            logger.warning("calibration intercept: the logistic fit did not converge (separation?); nan")
+        return float("nan")
+    return float(shift[0])
+
+
 def calibration_slope_intercept(y01: np.ndarray, p: np.ndarray) -> dict:
-    """``{"slope", "intercept"}``: Cox's calibration slope and the calibration-in-the-large intercept.
+    """``{"slope", "intercept"}``: :func:`calibration_slope` and :func:`calibration_intercept`.
 
     ``p (N,)`` predicted probabilities of ``y01 (N,) = 1``, clipped to [1e-7, 1 - 1e-7]. Each is nan (with a
     logged warning) when its Newton-Raphson fit does not converge, e.g. under perfect separation.
     """
-    y, q = _labels_probs(y01, p)
-    lp = special.logit(np.clip(q, _EPS, 1.0 - _EPS))
-    ones = np.ones((len(y), 1))
-    fit = _newton_logistic(np.column_stack([ones, lp]), y, np.zeros(len(y)))
-    if fit is None:
-        logger.warning("calibration slope: the logistic fit did not converge (separation?); nan")
-    shift = _newton_logistic(ones, y, lp)
-    if shift is None:
-        logger.warning("calibration intercept: the logistic fit did not converge (separation?); nan")
-    return {"slope": float("nan") if fit is None else float(fit[1]),
-            "intercept": float("nan") if shift is None else float(shift[0])}
+    return {"slope": calibration_slope(y01, p), "intercept": calibration_intercept(y01, p)}
 
 
 def reliability_bins(y01: np.ndarray, p: np.ndarray, n_bins: int = 10) -> dict:

@@ -12,24 +12,28 @@ bootstrap evaluates them ~1000 times per report), from the confusion matrix C (r
     AP = Σ_k (R_k - R_{k-1}) P_k over distinct thresholds (sklearn ``average_precision_score``); its chance
     baseline is the prevalence
 
-Intervals: Wilson for proportions (accuracy, precision, recall, specificity), DeLong (logit scale) for binary AUROC, a
-stratified percentile bootstrap for the rest (see :mod:`medsynth.stats.intervals`). The decision threshold is
-fixed on the validation split only (:func:`choose_threshold`), never on the test set. Arm comparisons on the
-same test images: exact McNemar, paired DeLong, paired stratified bootstrap of differences (b - a).
+Intervals, the patient as the unit (:mod:`medsynth.stats.clustered`): where patients have several test images,
+a percentile cluster bootstrap over patients for every metric and Obuchowski's clustered variance for binary
+AUROC; where each has one (or there are no patient ids), Wilson for proportions (accuracy, precision, recall,
+specificity), DeLong for binary AUROC and a stratified percentile bootstrap for the rest
+(:mod:`medsynth.stats.intervals`). AUROC intervals are on the logit scale. Binary reports add calibration
+(:mod:`medsynth.stats.calibration`): Brier score, calibration slope and intercept, the sensitivity at a fixed
+specificity, reliability bins. The decision threshold is fixed on the validation split only
+(:func:`choose_threshold`), never on the test set. Arms are compared in :mod:`medsynth.stats.comparison`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from medsynth.stats.calibration import (
     brier_score,
-    calibration_slope_intercept,
+    calibration_intercept,
+    calibration_slope,
     reliability_bins,
     sensitivity_at_specificity,
 )
@@ -272,37 +276,22 @@ def _per_class(y: np.ndarray, pred: np.ndarray, c: int, ci: _Intervals) -> dict:
             "specificity": ci.proportion(~called, ~true), "f1": ci.bootstrapped(f1, pred)}
 
 
-@contextlib.contextmanager
-def _quiet_calibration() -> Iterator[None]:
-    """Silence the calibration fit's per-resample convergence warnings (the bootstrap counts its nan resamples)."""
-    fit_logger = logging.getLogger("medsynth.stats.calibration")
-    level = fit_logger.level
-    fit_logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        fit_logger.setLevel(level)
-
-
 def _calibration_entries(y: np.ndarray, p: np.ndarray, ci: _Intervals, specificity: float) -> dict:
-    """Brier score, calibration slope and intercept, sensitivity at ``specificity``: binary, P(positive) ``p``."""
-    def brier(yy: np.ndarray, pp: np.ndarray) -> float:
-        return brier_score(yy, pp)
+    """Brier score, calibration slope and intercept, sensitivity at ``specificity``: binary, P(positive) ``p``.
 
+    A resample whose calibration fit does not converge is nan and dropped (the bootstrap logs how many), so the
+    fits do not warn one by one."""
     def slope(yy: np.ndarray, pp: np.ndarray) -> float:
-        return calibration_slope_intercept(yy, pp)["slope"]
+        return calibration_slope(yy, pp, warn=False)
 
     def intercept(yy: np.ndarray, pp: np.ndarray) -> float:
-        return calibration_slope_intercept(yy, pp)["intercept"]
+        return calibration_intercept(yy, pp, warn=False)
 
     def sensitivity(yy: np.ndarray, pp: np.ndarray) -> float:
         return sensitivity_at_specificity(yy, pp, specificity)["value"]
-    out = {}
-    for name, fn in (("brier", brier), ("calibration_slope", slope), ("calibration_intercept", intercept),
-                     (f"sensitivity_at_specificity_{specificity:.2f}", sensitivity)):
-        with _quiet_calibration():
-            out[name] = ci.bootstrapped(fn, p)
-    return out
+    return {name: ci.bootstrapped(fn, p) for name, fn in
+            (("brier", brier_score), ("calibration_slope", slope), ("calibration_intercept", intercept),
+             (f"sensitivity_at_specificity_{specificity:.2f}", sensitivity))}
 
 
 def classification_report(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str], *,

@@ -212,6 +212,19 @@ def holm_adjust(results: Mapping[str, Mapping], alpha: float = 0.05) -> dict[str
             for n, p in zip(names, adjusted, strict=True)}
 
 
+def cohort(y_true: np.ndarray, positive: int | None, groups: Sequence | np.ndarray | None) -> dict:
+    """``{"n", "n_patients"}`` of the test images ``y_true (N,)``, plus ``"positive_images"`` and
+    ``"positive_patients"`` (the patients with an image of class ``positive``) when there is a positive class."""
+    y = np.asarray(y_true).ravel()
+    clusters = patient_groups(groups, len(y))
+    out = {"n": len(y), "n_patients": n_patients(clusters, len(y))}
+    if positive is not None:
+        hit = y == positive
+        out["positive_images"] = int(hit.sum())
+        out["positive_patients"] = n_patients(None if clusters is None else clusters[hit], int(hit.sum()))
+    return out
+
+
 def power_statement(y_true: np.ndarray, positive: int | None, groups: Sequence | np.ndarray | None,
                     discordance: float | None, *, baseline_recall: float | None = None, alpha: float = 0.05,
                     power: float = 0.8) -> dict | None:
@@ -225,11 +238,8 @@ def power_statement(y_true: np.ndarray, positive: int | None, groups: Sequence |
     """
     if positive is None:
         return None
-    y = np.asarray(y_true).ravel()
-    hit = y == positive
-    n_images = int(hit.sum())
-    clusters = patient_groups(groups, len(y))
-    n_pat = n_images if clusters is None else len(set(clusters[hit].tolist()))
+    counts = cohort(y_true, positive, groups)
+    n_images, n_pat = counts["positive_images"], counts["positive_patients"]
     if discordance is not None and discordance > 0:
         psi, assumption = float(discordance), "observed discordance"
     elif baseline_recall is not None and 0 < baseline_recall < 1:

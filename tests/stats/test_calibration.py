@@ -140,3 +140,19 @@ def test_min_detectable_difference_edges():
     assert np.isnan(min_detectable_difference(3, 0.5))  # n = 3 < z² = 3.84: not even δ = √ψ
     with pytest.raises(ValueError, match="at most 1"):
         min_detectable_difference(15, 1.5)
+
+
+def test_slope_and_intercept_alone_equal_the_pair_and_can_stay_quiet(caplog):
+    from medsynth.stats.calibration import calibration_intercept, calibration_slope
+
+    rng = np.random.default_rng(5)
+    p = rng.uniform(0.05, 0.95, 300)
+    y = (rng.random(300) < p).astype(int)
+    both = calibration_slope_intercept(y, p)
+    assert calibration_slope(y, p) == both["slope"] and calibration_intercept(y, p) == both["intercept"]
+    separated = [0.1, 0.2, 0.3, 0.7, 0.8, 0.9]
+    caplog.clear()
+    assert np.isnan(calibration_slope([0, 0, 0, 1, 1, 1], separated, warn=False))
+    assert not caplog.records
+    assert np.isnan(calibration_slope([0, 0, 0, 1, 1, 1], separated))
+    assert any("did not converge" in r.getMessage() for r in caplog.records)
